@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:
+#   make demo   sets up .venv and runs the demo (writes demo-output/)
+#   make test   sets up .venv and runs the unit, property and notebook tests and builds the docs
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# One BLAS / torch thread per process: the models here are small, and the test run
+# uses both cores through two worker processes.
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export MPLBACKEND ?= Agg
+
+.PHONY: venv demo test test-slow docs lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# The CPU build of torch; the package itself accepts any torch >= 2.6.
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e ".[dev,docs]"
+	touch $@
+
+demo: venv
+	$(BIN)/minidiff demo --out demo-output
+
+test: venv
+	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci tests
+	$(BIN)/python -m pytest -n 2 --nbmake tutorials
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test-slow: venv
+	$(BIN)/python -m pytest -n 2 --hypothesis-profile=thorough -m "slow or not slow" tests
+
+docs: venv
+	$(BIN)/mkdocs serve
+
+lint: venv
+	$(BIN)/ruff check minidiff tests benchmarks
+
+clean:
+	rm -rf $(VENV) site demo-output .pytest_cache .hypothesis
