@@ -1,1 +1,14 @@
-"""minidiff."""
+"""minidiff: diffusion models built from scratch, one layer at a time.
+
+Layers (each imports only from the layers below it):
+
+- 0 `minidiff.markov`: finite-state and Gaussian Markov chains, Langevin samplers (NumPy)
+- 1 `minidiff.process`: the Gaussian diffusion math in float64 (NumPy)
+- 2 `minidiff.toy`: 2-D data, the exact Gaussian-mixture oracle, a NumPy MLP, DDPM (NumPy)
+
+`import minidiff` is light: import the layer you need, e.g. ``from minidiff import process``.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
