@@ -10,6 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
+export NO_MKDOCS_2_WARNING ?= 1
 
 .PHONY: venv demo test test-slow docs lint clean
 

@@ -1,0 +1,260 @@
+"""NumPy samplers for a denoiser that predicts eps: ancestral DDPM and DDIM.
+
+- `sample_ancestral`: Ho et al. (2020), Algorithm 2, with x_0 predicted by eq. 15 and the
+  mean of p(x_{t-1} | x_t) set to the posterior mean of eq. 7 at that prediction.
+- `sample_ddim`: Song, Meng & Ermon (2021), eq. 12, on a grid of `ddim_timesteps`, with
+  sigma(eta) of eq. 16: eta = 0 is deterministic DDIM, eta = 1 on the full grid T, ..., 0
+  is ancestral sampling again (same noise draws, same result to round-off).
+
+A denoiser is any callable ``denoiser(xt: (B, ...), t: (B,) int) -> eps: (B, ...)``: a
+trained network, `GaussianMixture.denoiser` or a test double. The noise is drawn with
+``rng.standard_normal(x.shape)``, once per step that adds noise, in the order of the steps,
+so that another implementation fed the same draws agrees to round-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import numpy as np
+
+from minidiff.process import (
+    Schedule,
+    ddim_posterior_mean_var,
+    ddim_sigma,
+    posterior_mean_var,
+    x0_from_eps,
+)
+
+__all__ = [
+    "VARIANCES",
+    "SPACINGS",
+    "reverse_variance",
+    "ddim_timesteps",
+    "sample_ancestral",
+    "sample_ddim",
+]
+
+VARIANCES = ("fixed_small", "fixed_large")
+SPACINGS = ("uniform", "quadratic", "trailing")
+
+Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def reverse_variance(
+    schedule: Schedule, variance: Literal["fixed_small", "fixed_large"] = "fixed_small"
+) -> np.ndarray:
+    """(T + 1,) the variance sigma_t^2 of p(x_{t-1} | x_t) (Ho et al. 2020, sec. 3.2).
+
+    - ``"fixed_small"``: sigma_t^2 = beta_tilde_t, the posterior variance of eq. 7
+      (0 at t = 1).
+    - ``"fixed_large"``: sigma_t^2 = beta_t for t >= 2, and beta_tilde_2 at t = 1, as in the
+      authors' released code (beta_1 when T = 1). The t = 1 value only matters for a
+      likelihood: the sampler adds no noise at t = 1.
+
+    Index 0 is 0.
+    """
+    if variance == "fixed_small":
+        return schedule.posterior_var.copy()
+    elif variance == "fixed_large":
+        table = schedule.beta.copy()
+        table[1] = schedule.posterior_var[2] if schedule.T >= 2 else schedule.beta[1]
+        return table
+    else:
+        raise ValueError(f"unknown variance {variance!r}; expected one of {VARIANCES}")
+
+
+def _round_half_up(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """round(numerator / denominator) with halves rounded up, in exact integer arithmetic."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def ddim_timesteps(
+    T: int, steps: int, spacing: Literal["uniform", "quadratic", "trailing"] = "uniform"
+) -> np.ndarray:
+    """The grid tau of a DDIM sampler (Song et al. 2021, sec. 4.2 and appendix D.2).
+
+    A strictly decreasing int64 array of length ``steps + 1`` that starts at T (so that
+    sampling starts from x_T ~ N(0, I)) and ends at 0 (the data):
+
+    - ``"uniform"``: T, then ``steps - 1`` steps evenly spaced from T down to 1 (rounded),
+      then 0: the "linspace" grid of Lin et al. (2024), Table 2.
+    - ``"trailing"``: round(T k / steps) for k = steps, ..., 1, then 0: every jump,
+      the last one included, has length about T / steps (Lin et al. 2024, Table 2).
+    - ``"quadratic"``: round(T (k / steps)^2) for k = steps, ..., 0, raised where needed to
+      stay strictly decreasing (DDIM's quadratic grid, finer near the data).
+
+    With ``steps = T`` every spacing gives the full grid T, T - 1, ..., 0.
+
+    Raises:
+        ValueError: if ``steps`` is not in 1..T or ``spacing`` is unknown.
+    """
+    if isinstance(T, bool) or int(T) != T or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer in 1..T = {T}, got {steps!r}")
+    T, steps = int(T), int(steps)
+    k = np.arange(steps, -1, -1, dtype=np.int64)  # steps, ..., 0
+    if spacing == "uniform":
+        if steps == 1:
+            return np.array([T, 0], dtype=np.int64)
+        inner = 1 + _round_half_up((T - 1) * (k[:-1] - 1), steps - 1)  # T, ..., 1
+        return np.concatenate([inner, [0]]).astype(np.int64)
+    elif spacing == "trailing":
+        return _round_half_up(T * k, steps)
+    elif spacing == "quadratic":
+        grid = _round_half_up(T * k**2, steps**2)
+        for i in range(steps - 1, -1, -1):  # lift from the data end: grid[i] > grid[i + 1]
+            grid[i] = max(grid[i], grid[i + 1] + 1)
+        return grid
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; expected one of {SPACINGS}")
+
+
+def _check_inputs(schedule, x_T, rng, clip_x0) -> np.ndarray:
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    x = np.array(x_T, dtype=np.float64)  # a copy: the caller's array is never changed
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError(f"x_T must have shape (B, D) or (B, ...) with B >= 1, got {x.shape}")
+    if clip_x0 is not None and not (np.isfinite(clip_x0) and clip_x0 > 0):
+        raise ValueError(f"clip_x0 must be None or a positive number, got {clip_x0!r}")
+    return x
+
+
+def _predict_x0(denoiser: Denoiser, schedule: Schedule, x: np.ndarray, t: int, clip_x0):
+    """eps = denoiser(x_t, t), then x0-hat by Ho et al. (2020), eq. 15, optionally clipped."""
+    t_batch = np.full(x.shape[0], t)
+    eps = np.asarray(denoiser(x, t_batch), dtype=np.float64)
+    if eps.shape != x.shape:
+        raise ValueError(f"the denoiser returned shape {eps.shape} for x_t of shape {x.shape}")
+    x0 = x0_from_eps(schedule, x, t_batch, eps)
+    if clip_x0 is not None:
+        x0 = np.clip(x0, -clip_x0, clip_x0)
+    return x0, t_batch
+
+
+def _steps(iterable: Iterable, total: int, progress: bool, desc: str) -> Iterable:
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc)
+
+
+def sample_ancestral(
+    denoiser: Denoiser,
+    schedule: Schedule,
+    x_T: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    variance: Literal["fixed_small", "fixed_large"] = "fixed_small",
+    clip_x0: float | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+):
+    """Ancestral sampling of Ho et al. (2020), Algorithm 2, from x_T down to x_0.
+
+    For t = T, ..., 1:
+        1. eps = denoiser(x_t, t);  x0-hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)
+           (eq. 15), clipped to [-clip_x0, clip_x0] if asked;
+        2. mu = mu_tilde_t(x_t, x0-hat), the posterior mean of eq. 7;
+        3. x_{t-1} = mu + sigma_t z with z ~ N(0, I) for t > 1, and x_0 = mu at t = 1.
+
+    Without clipping, steps 1-2 equal Algorithm 2's (x_t - beta_t / sqrt(1 - alpha_bar_t) eps)
+    / sqrt(alpha_t). sigma_t^2 is given by `reverse_variance`.
+
+    Args:
+        denoiser: ``denoiser(xt: (B, ...), t: (B,) int) -> eps: (B, ...)``.
+        schedule: the schedule.
+        x_T: (B, D) (or (B, ...)) the starting noise; it is not modified.
+        rng: draws z, once per step t = T, ..., 2 in that order.
+        variance: ``"fixed_small"`` (beta_tilde_t) or ``"fixed_large"`` (beta_t).
+        clip_x0: clip x0-hat to [-clip_x0, clip_x0] (image models use 1), or None.
+        return_trajectory: also return every state.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        x_0: (B, D); or (x_0, trajectory) with trajectory (T + 1, B, D) indexed by t:
+        ``trajectory[t]`` is x_t, ``trajectory[T]`` is x_T and ``trajectory[0]`` is x_0.
+    """
+    x = _check_inputs(schedule, x_T, rng, clip_x0)
+    sigma = np.sqrt(reverse_variance(schedule, variance))
+    T = schedule.T
+    trajectory = np.empty((T + 1,) + x.shape) if return_trajectory else None
+    if trajectory is not None:
+        trajectory[T] = x
+    for t in _steps(range(T, 0, -1), T, progress, "ancestral"):
+        x0, t_batch = _predict_x0(denoiser, schedule, x, t, clip_x0)  # 1. eq. 15
+        mean, _, _ = posterior_mean_var(schedule, x0, x, t_batch)  # 2. eq. 7
+        if t > 1:  # 3. no noise at the last step
+            x = mean + sigma[t] * rng.standard_normal(x.shape)
+        else:
+            x = mean
+        if trajectory is not None:
+            trajectory[t - 1] = x
+    return (x, trajectory) if trajectory is not None else x
+
+
+def sample_ddim(
+    denoiser: Denoiser,
+    schedule: Schedule,
+    x_T: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    steps: int | None = None,
+    eta: float = 0.0,
+    spacing: Literal["uniform", "quadratic", "trailing"] = "uniform",
+    clip_x0: float | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+):
+    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along ``ddim_timesteps(T, steps, spacing)``.
+
+    For each pair t > t_prev of consecutive grid points:
+        1. eps = denoiser(x_t, t);  x0-hat by eq. 15 (eq. 9 of DDIM), clipped if asked;
+        2. sigma = sigma_t(eta) of eq. 16;
+        3. x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0-hat
+               + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps-hat + sigma z   (eq. 12),
+           with eps-hat recomputed from x0-hat and z ~ N(0, I) drawn only when sigma > 0.
+
+    eta = 0: deterministic (the rng is not used). eta = 1 with ``steps = T``: ancestral
+    sampling with the ``fixed_small`` variance, the same draws in the same order.
+
+    Args:
+        denoiser: ``denoiser(xt: (B, ...), t: (B,) int) -> eps: (B, ...)``.
+        schedule: the schedule.
+        x_T: (B, D) (or (B, ...)) the starting noise; it is not modified.
+        rng: the source of z.
+        steps: the number of denoiser calls, 1..T; None means T.
+        eta: >= 0, the stochasticity of eq. 16.
+        spacing: the grid, see `ddim_timesteps`.
+        clip_x0: clip x0-hat to [-clip_x0, clip_x0], or None.
+        return_trajectory: also return the states on the grid.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        x_0: (B, D); or (x_0, trajectory, grid) with grid (steps + 1,) from T down to 0 and
+        trajectory (steps + 1, B, D), ``trajectory[i]`` the state at step ``grid[i]``
+        (``trajectory[0]`` is x_T, ``trajectory[-1]`` is x_0).
+    """
+    x = _check_inputs(schedule, x_T, rng, clip_x0)
+    grid = ddim_timesteps(schedule.T, schedule.T if steps is None else steps, spacing)
+    trajectory = np.empty((len(grid),) + x.shape) if return_trajectory else None
+    if trajectory is not None:
+        trajectory[0] = x
+    pairs = zip(grid[:-1], grid[1:], strict=True)
+    for i, (t, t_prev) in enumerate(_steps(pairs, len(grid) - 1, progress, "ddim"), start=1):
+        x0, _ = _predict_x0(denoiser, schedule, x, int(t), clip_x0)  # 1.
+        sigma = float(ddim_sigma(schedule, int(t), int(t_prev), eta))  # 2. eq. 16
+        mean, _ = ddim_posterior_mean_var(schedule, x0, x, int(t), int(t_prev), sigma)  # 3.
+        if sigma > 0:
+            x = mean + sigma * rng.standard_normal(x.shape)
+        else:
+            x = mean
+        if trajectory is not None:
+            trajectory[i] = x
+    return (x, trajectory, grid) if trajectory is not None else x
