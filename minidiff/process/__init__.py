@@ -6,7 +6,13 @@ and DDIM's sigma(eta). Every per-step quantity used anywhere in minidiff is comp
 """
 
 from minidiff.process.ddim import ddim_posterior_mean_var, ddim_sigma
-from minidiff.process.forward import q_mean_var, q_mean_var_between, q_sample, q_step_mean_var
+from minidiff.process.forward import (
+    log_alpha_bar_ratio,
+    q_mean_var,
+    q_mean_var_between,
+    q_sample,
+    q_step_mean_var,
+)
 from minidiff.process.likelihood import (
     discretized_gaussian_log_likelihood,
     gaussian_log_prob,
@@ -61,6 +67,7 @@ __all__ = [
     "eps_from_x0",
     "gaussian_log_prob",
     "linear_schedule",
+    "log_alpha_bar_ratio",
     "make_schedule",
     "normal_kl",
     "posterior_mean_from_eps",

@@ -31,11 +31,15 @@ def check_t(t, T: int, *, low: int = 1, name: str = "t") -> np.ndarray:
             )
         array = array.astype(np.int64)
     if array.ndim > 1:
-        raise ValueError(f"{name} must be a scalar or a 1-D array over the batch, got shape {array.shape}")
+        raise ValueError(
+            f"{name} must be a scalar or a 1-D array over the batch, got shape {array.shape}"
+        )
     bad = (array < low) | (array > T)
     if bad.any():
         value = array.reshape(-1)[np.argmax(bad.reshape(-1))]
-        raise ValueError(f"{name} = {int(value)} is out of range: expected {low} <= {name} <= T = {T}")
+        raise ValueError(
+            f"{name} = {int(value)} is out of range: expected {low} <= {name} <= T = {T}"
+        )
     return array
 
 
@@ -44,9 +48,15 @@ def gather(table: np.ndarray, t: np.ndarray, ndim: int) -> np.ndarray:
 
     A scalar t gives a scalar; t of shape (B,) gives shape (B, 1, ..., 1).
     """
-    values = np.asarray(table)[t]
+    return over_batch(np.asarray(table)[t], ndim)
+
+
+def over_batch(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Per-sample values (B,) shaped (B, 1, ..., 1) to broadcast against an array with
+    ``ndim`` dimensions; a scalar stays a scalar."""
     if np.ndim(values) == 0:
         return values
+    values = np.asarray(values)
     if ndim < 1:
         raise ValueError("a batch of time steps needs x with a leading batch dimension")
     return values.reshape(values.shape + (1,) * (ndim - 1))

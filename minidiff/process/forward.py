@@ -10,10 +10,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidiff.process._time import as_float64, check_batch, check_t, gather
+from minidiff.process._time import as_float64, check_batch, check_t, gather, over_batch
 from minidiff.process.schedule import Schedule
 
-__all__ = ["q_step_mean_var", "q_mean_var", "q_mean_var_between", "q_sample"]
+__all__ = ["q_step_mean_var", "q_mean_var", "q_mean_var_between", "q_sample", "log_alpha_bar_ratio"]
+
+
+def log_alpha_bar_ratio(schedule: Schedule, s: int | np.ndarray, t: int | np.ndarray) -> np.ndarray:
+    """log(alpha_bar_t / alpha_bar_s) = sum of log(1 - beta_r) over s < r <= t.
+
+    Summed over the range itself rather than taken as a difference of running sums, so
+    that a short range far along the chain keeps its digits, and computed with log1p, so
+    that 1 - ratio = -expm1(log ratio) keeps its relative precision for small betas.
+    Finite where alpha_bar_s and alpha_bar_t both underflow; -inf when the range holds
+    beta_T = 1.
+
+    Args:
+        schedule: the schedule.
+        s: int in 0..T or (B,) integers.
+        t: int or (B,) integers with s <= t <= T.
+
+    Returns:
+        the log ratio, a float64 scalar or (B,).
+    """
+    s = check_t(s, schedule.T, low=0, name="s")
+    t = check_t(t, schedule.T, low=0)
+    if np.any(s > t):
+        raise ValueError(f"log(alpha_bar_t / alpha_bar_s) needs s <= t, got s = {s} and t = {t}")
+    with np.errstate(divide="ignore"):
+        log_alpha = np.log1p(-schedule.beta)  # (T + 1,), log_alpha[0] = 0
+    r = np.arange(schedule.T + 1)
+    s, t = np.broadcast_arrays(s[..., None], t[..., None])
+    inside = (r > s) & (r <= t)  # (..., T + 1)
+    return np.where(inside, log_alpha, 0.0).sum(axis=-1)
 
 
 def q_step_mean_var(
@@ -58,7 +87,7 @@ def q_mean_var(
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
     mean = gather(schedule.sqrt_alpha_bar, t, x0.ndim) * x0
-    var = np.broadcast_to(gather(1.0 - schedule.alpha_bar, t, x0.ndim), mean.shape)
+    var = np.broadcast_to(gather(schedule.one_minus_alpha_bar, t, x0.ndim), mean.shape)
     return mean, np.array(var)
 
 
@@ -68,20 +97,26 @@ def q_mean_var_between(
     """Mean and variance of q(x_t | x_s) for 0 <= s <= t <= T.
 
     mean = sqrt(alpha_bar_t / alpha_bar_s) x_s,  var = 1 - alpha_bar_t / alpha_bar_s.
-    The ratio is the product of alpha_r over s < r <= t, computed as such so that it
-    stays exact when alpha_bar_s is tiny.
+
+    Args:
+        schedule: the schedule.
+        xs: (B, ...) the state x_s.
+        s: int in 0..T, or (B,) integers.
+        t: int in s..T, or (B,) integers.
+
+    Returns:
+        mean and var, both shaped like ``xs``.
     """
     xs = as_float64(xs, "xs")
     s = check_t(s, schedule.T, low=0, name="s")
     t = check_t(t, schedule.T, low=0)
     if np.any(s > t):
-        raise ValueError("q(x_t | x_s) needs s <= t")
+        raise ValueError(f"q(x_t | x_s) needs s <= t, got s = {s} and t = {t}")
     check_batch(xs, t, "xs")
-    log_alpha_bar = np.concatenate([[0.0], np.cumsum(np.log(schedule.alpha[1:]))])
-    with np.errstate(divide="ignore"):
-        ratio = np.exp(gather(log_alpha_bar, t, xs.ndim) - gather(log_alpha_bar, s, xs.ndim))
-    mean = np.sqrt(ratio) * xs
-    var = np.broadcast_to(1.0 - ratio, mean.shape)
+    check_batch(xs, s, "xs")
+    log_ratio = log_alpha_bar_ratio(schedule, s, t)
+    mean = over_batch(np.exp(0.5 * log_ratio), xs.ndim) * xs
+    var = np.broadcast_to(over_batch(-np.expm1(log_ratio), xs.ndim), mean.shape)
     return mean, np.array(var)
 
 

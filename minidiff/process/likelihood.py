@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "gaussian_log_prob",
@@ -22,7 +23,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
-def gaussian_log_prob(x, mean, var) -> np.ndarray:
+def gaussian_log_prob(x: ArrayLike, mean: ArrayLike, var: ArrayLike) -> np.ndarray:
     """log N(x; mean, var), elementwise: -0.5 (log 2 pi var + (x - mean)^2 / var).
 
     A zero variance gives -inf away from the mean (and is undefined at it).
@@ -32,7 +33,9 @@ def gaussian_log_prob(x, mean, var) -> np.ndarray:
         return -0.5 * (_LOG_2PI + np.log(var) + (x - mean) ** 2 / var)
 
 
-def normal_kl(mean1, log_var1, mean2, log_var2) -> np.ndarray:
+def normal_kl(
+    mean1: ArrayLike, log_var1: ArrayLike, mean2: ArrayLike, log_var2: ArrayLike
+) -> np.ndarray:
     """KL( N(mean1, exp(log_var1)) || N(mean2, exp(log_var2)) ), elementwise, in nats:
 
     0.5 (log_var2 - log_var1 + exp(log_var1 - log_var2) + (mean1 - mean2)^2 exp(-log_var2) - 1).
@@ -48,7 +51,7 @@ def normal_kl(mean1, log_var1, mean2, log_var2) -> np.ndarray:
     return 0.5 * (np.expm1(delta) - delta + (mean1 - mean2) ** 2 * np.exp(-log_var2))
 
 
-def standard_normal_cdf(z) -> np.ndarray:
+def standard_normal_cdf(z: ArrayLike) -> np.ndarray:
     """Phi(z) = 0.5 erfc(-z / sqrt 2), exact to float64 round-off."""
     return 0.5 * _erfc(-np.asarray(z, dtype=np.float64) / math.sqrt(2.0))
 
@@ -66,16 +69,21 @@ def _normal_interval_prob(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.where(right, right_side, left_side)
 
 
-def discretized_gaussian_log_likelihood(x, mean, log_scale, num_bins: int = 256) -> np.ndarray:
+def discretized_gaussian_log_likelihood(
+    x: ArrayLike, mean: ArrayLike, log_scale: ArrayLike, num_bins: int = 256
+) -> np.ndarray:
     """log P(x) of data on ``num_bins`` evenly spaced values in [-1, 1] under a Gaussian
     discretised to those bins (Ho et al. 2020, sec. 3.3, eq. 13).
 
-    Bin i is centred at x_i = -1 + 2 i / (num_bins - 1) with half-width
-    delta = 1 / (num_bins - 1); the outermost bins extend to -inf and +inf, so the
-    probabilities of the ``num_bins`` values sum to 1 for any mean and scale.
+    Bin i is centred at x_i = -1 + 2 i / (num_bins - 1) and spans the edges
+    -1 + (2 i -+ 1) / (num_bins - 1); the outermost bins extend to -inf and +inf, so the
+    probabilities of the ``num_bins`` values sum to 1 for any mean and scale. Each edge
+    is computed once from its index, so neighbouring bins share it bit for bit and no
+    mass is lost or counted twice even for a scale far below the bin width.
 
     Args:
-        x: data in [-1, 1] lying on the bin centres (e.g. 8-bit pixels scaled to [-1, 1]).
+        x: data in [-1, 1] on the bin centres (e.g. 8-bit pixels scaled to [-1, 1]); a
+            value within 1/100 of a bin width of a centre counts as that centre.
         mean: the Gaussian's mean, broadcastable with x.
         log_scale: the log standard deviation (not the variance), broadcastable with x.
         num_bins: number of data values (256 for 8-bit data).
@@ -88,12 +96,23 @@ def discretized_gaussian_log_likelihood(x, mean, log_scale, num_bins: int = 256)
     x, mean, log_scale = np.broadcast_arrays(
         *(np.asarray(a, dtype=np.float64) for a in (x, mean, log_scale))
     )
-    if np.any(np.abs(x) > 1.0 + 1e-12):
+    if np.any(~(np.abs(x) <= 1.0 + 1e-12)):
         raise ValueError("x must lie in [-1, 1]")
-    half_width = 1.0 / (num_bins - 1)
-    inv_scale = np.exp(-log_scale)
-    lower = np.where(x <= -1.0 + half_width / 2, -np.inf, (x - half_width - mean) * inv_scale)
-    upper = np.where(x >= 1.0 - half_width / 2, np.inf, (x + half_width - mean) * inv_scale)
+    last = num_bins - 1
+    index = np.rint((x + 1.0) * last / 2.0)  # the bin of each x, 0..num_bins-1
+    if np.any(np.abs(x - (-1.0 + 2.0 * index / last)) > 0.01 / last):
+        raise ValueError(f"x must lie on the {num_bins} bin centres -1 + 2 i / {last}")
+
+    def edge(j: np.ndarray) -> np.ndarray:  # the edge between bins j and j + 1
+        return -1.0 + (2.0 * j + 1.0) / last
+
+    def standardise(value: np.ndarray) -> np.ndarray:  # (value - mean) / scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (value - mean) * np.exp(-log_scale)
+        return np.where(value == mean, 0.0, z)  # 0 * inf at a vanishing scale
+
+    lower = np.where(index == 0, -np.inf, standardise(edge(index - 1)))
+    upper = np.where(index == last, np.inf, standardise(edge(index)))
     prob = _normal_interval_prob(lower, upper)
     with np.errstate(divide="ignore"):
         return np.log(np.maximum(prob, 0.0))

@@ -12,6 +12,8 @@ Kingma et al. (2021) (the signal-to-noise ratio) and Lin et al. (2024), sec. 3.2
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +33,21 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     array = np.array(array, dtype=np.float64)
     array.flags.writeable = False
     return array
+
+
+def _table(method):
+    """A per-step table, computed on first use and kept, read-only, on the instance.
+
+    The schedule is immutable, so its tables never change; samplers read them at every
+    step, and recomputing the cumulative products each time would dominate small batches.
+    """
+
+    def compute(self):
+        return _readonly(method(self))
+
+    compute.__name__ = method.__name__
+    compute.__doc__ = method.__doc__
+    return functools.cached_property(compute)
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +105,7 @@ class Schedule:
         """Schedule whose cumulative products are ``alpha_bar``.
 
         beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (Ho et al. 2020, eq. 4 inverted).
+        The table is validated first; a bad entry raises ValueError naming its index.
 
         Args:
             alpha_bar: either an array (T + 1,) with ``alpha_bar[0] = 1``, strictly
@@ -98,22 +116,29 @@ class Schedule:
         """
         if callable(alpha_bar):
             if T is None or int(T) != T or T < 1:
-                raise ValueError(f"T must be a positive integer when alpha_bar is a function, got {T!r}")
+                raise ValueError(
+                    f"T must be a positive integer when alpha_bar is a function, got {T!r}"
+                )
             values = np.asarray(alpha_bar(np.arange(T + 1) / T), dtype=np.float64)
             if values.shape != (T + 1,) or not np.isfinite(values[0]) or values[0] <= 0:
-                raise ValueError("the alpha_bar function must return T + 1 values, positive at u = 0")
+                raise ValueError(
+                    "the alpha_bar function must return T + 1 values, positive at u = 0"
+                )
             values = values / values[0]
         else:
             values = np.asarray(alpha_bar, dtype=np.float64)
             if values.ndim != 1 or values.shape[0] < 2:
-                raise ValueError(f"alpha_bar must be a 1-D array of length T + 1 >= 2, got shape {values.shape}")
+                raise ValueError(
+                    f"alpha_bar must be a 1-D array of length T + 1 >= 2, got shape {values.shape}"
+                )
             if values[0] != 1.0:
                 raise ValueError(f"alpha_bar[0] must be 1 (index 0 is the data), got {values[0]!r}")
-        ratio = np.ones_like(values)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio[1:] = values[1:] / values[:-1]
-        beta = 1.0 - ratio
-        beta[0] = 0.0
+        _check_alpha_bar(values)
+        # beta_t = (alpha_bar_{t-1} - alpha_bar_t) / alpha_bar_{t-1}: for beta_t <= 1/2 the
+        # difference of the two neighbours is exact in float64 (Sterbenz's lemma), so a
+        # small beta keeps its digits, which 1 - alpha_bar_t / alpha_bar_{t-1} rounds away.
+        beta = np.zeros_like(values)
+        beta[1:] = (values[:-1] - values[1:]) / values[:-1]
         return cls(beta)
 
     # -- tables ---------------------------------------------------------------------
@@ -122,82 +147,107 @@ class Schedule:
         """The number of diffusion steps."""
         return self.beta.shape[0] - 1
 
-    @property
+    @_table
     def alpha(self) -> np.ndarray:
         """(T + 1,) alpha_t = 1 - beta_t."""
         return 1.0 - self.beta
 
-    @property
+    @_table
     def alpha_bar(self) -> np.ndarray:
         """(T + 1,) alpha_bar_t = prod_{s <= t} alpha_s (Ho et al. 2020, eq. 4)."""
         return np.cumprod(self.alpha)
 
-    @property
+    @_table
+    def log_alpha_bar(self) -> np.ndarray:
+        """(T + 1,) log alpha_bar_t = sum_{s <= t} log(1 - beta_s), summed with log1p.
+
+        Finite where alpha_bar_t itself underflows to 0 (long chains with large betas);
+        -inf at t = T for a zero-terminal-SNR schedule (beta_T = 1).
+        """
+        with np.errstate(divide="ignore"):
+            return np.cumsum(np.log1p(-self.beta))
+
+    @_table
     def alpha_bar_prev(self) -> np.ndarray:
         """(T + 1,) alpha_bar_{t-1}, with the convention alpha_bar_{-1} = 1 at index 0."""
         return np.concatenate([[1.0], self.alpha_bar[:-1]])
 
-    @property
+    @_table
+    def one_minus_alpha_bar(self) -> np.ndarray:
+        """(T + 1,) 1 - alpha_bar_t, the variance of q(x_t | x_0) (Ho et al. 2020, eq. 4).
+
+        Computed as -expm1(log alpha_bar_t), which keeps full relative precision when
+        alpha_bar_t is close to 1 (small t, small betas), where the subtraction
+        1 - alpha_bar_t would lose up to ten digits. Index 0 is exactly 0 and index 1
+        exactly beta_1.
+        """
+        value = -np.expm1(self.log_alpha_bar)
+        value[0] = 0.0  # exactly 0, not -0.0
+        value[1] = self.beta[1]
+        return value
+
+    @_table
     def sqrt_alpha_bar(self) -> np.ndarray:
         """(T + 1,) sqrt(alpha_bar_t), the signal scale of q(x_t | x_0)."""
         return np.sqrt(self.alpha_bar)
 
-    @property
+    @_table
     def sqrt_one_minus_alpha_bar(self) -> np.ndarray:
         """(T + 1,) sqrt(1 - alpha_bar_t), the noise scale of q(x_t | x_0)."""
-        return np.sqrt(1.0 - self.alpha_bar)
+        return np.sqrt(self.one_minus_alpha_bar)
 
-    @property
+    @_table
     def snr(self) -> np.ndarray:
         """(T + 1,) SNR(t) = alpha_bar_t / (1 - alpha_bar_t) (Kingma et al. 2021); inf at t = 0."""
-        alpha_bar = self.alpha_bar
         with np.errstate(divide="ignore"):
-            return alpha_bar / (1.0 - alpha_bar)
+            return self.alpha_bar / self.one_minus_alpha_bar
 
-    @property
+    @_table
     def log_snr(self) -> np.ndarray:
-        """(T + 1,) log SNR(t) = log alpha_bar_t - log(1 - alpha_bar_t); +inf at t = 0."""
-        log_alpha_bar = np.cumsum(np.log(self.alpha))
-        with np.errstate(divide="ignore"):
-            return log_alpha_bar - np.log(-np.expm1(log_alpha_bar))
+        """(T + 1,) log SNR(t) = log alpha_bar_t - log(1 - alpha_bar_t); +inf at t = 0.
 
-    @property
+        Finite wherever alpha_bar_t > 0 mathematically, even where alpha_bar_t underflows.
+        """
+        with np.errstate(divide="ignore"):
+            return self.log_alpha_bar - np.log(self.one_minus_alpha_bar)
+
+    @_table
     def posterior_var(self) -> np.ndarray:
         """(T + 1,) variance of q(x_{t-1} | x_t, x_0):
         beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t
         (Ho et al. 2020, eq. 7); 0 at t = 1, and 0 by convention at t = 0."""
-        alpha_bar = self.alpha_bar
-        var = np.zeros_like(alpha_bar)
-        var[1:] = (1.0 - alpha_bar[:-1]) / (1.0 - alpha_bar[1:]) * self.beta[1:]
+        one_minus = self.one_minus_alpha_bar
+        var = np.zeros_like(one_minus)
+        var[1:] = one_minus[:-1] / one_minus[1:] * self.beta[1:]
         return var
 
-    @property
+    @_table
     def posterior_log_var_clipped(self) -> np.ndarray:
         """(T + 1,) log of the posterior variance with the t = 1 value (which is 0)
         replaced by the t = 2 value, as in Ho et al. (2020)'s released code, so that
         the log is finite; for T = 1 it falls back to log beta_1."""
         var = self.posterior_var.copy()
-        var[0] = 0.0
         var[1] = var[2] if self.T >= 2 else self.beta[1]
         var[0] = var[1]
         return np.log(var)
 
-    @property
+    @_table
     def posterior_mean_coef_x0(self) -> np.ndarray:
         """(T + 1,) coefficient of x_0 in the posterior mean:
-        sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) (Ho et al. 2020, eq. 7)."""
-        alpha_bar = self.alpha_bar
-        coef = np.zeros_like(alpha_bar)
-        coef[1:] = np.sqrt(alpha_bar[:-1]) * self.beta[1:] / (1.0 - alpha_bar[1:])
+        sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) (Ho et al. 2020, eq. 7); exactly 1
+        at t = 1."""
+        coef = np.zeros(self.T + 1)
+        coef[1:] = self.sqrt_alpha_bar[:-1] * self.beta[1:] / self.one_minus_alpha_bar[1:]
         return coef
 
-    @property
+    @_table
     def posterior_mean_coef_xt(self) -> np.ndarray:
         """(T + 1,) coefficient of x_t in the posterior mean:
-        sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (Ho et al. 2020, eq. 7)."""
-        alpha_bar = self.alpha_bar
-        coef = np.zeros_like(alpha_bar)
-        coef[1:] = np.sqrt(self.alpha[1:]) * (1.0 - alpha_bar[:-1]) / (1.0 - alpha_bar[1:])
+        sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (Ho et al. 2020, eq. 7);
+        exactly 0 at t = 1."""
+        one_minus = self.one_minus_alpha_bar
+        coef = np.zeros(self.T + 1)
+        coef[1:] = np.sqrt(self.alpha[1:]) * one_minus[:-1] / one_minus[1:]
         return coef
 
     def __len__(self) -> int:
@@ -207,6 +257,21 @@ class Schedule:
         return (
             f"Schedule(T={self.T}, beta_1={self.beta[1]:.3g}, beta_T={self.beta[-1]:.3g}, "
             f"alpha_bar_T={self.alpha_bar[-1]:.3g})"
+        )
+
+
+def _check_alpha_bar(values: np.ndarray) -> None:
+    """Check an alpha_bar table: finite, alpha_bar[0] = 1, strictly decreasing, positive
+    before T (alpha_bar[T] = 0 is allowed: zero terminal SNR)."""
+    bad = ~np.isfinite(values)
+    bad[1:] |= ~(values[1:] < values[:-1])
+    bad[1:-1] |= ~(values[1:-1] > 0.0)
+    bad[-1] |= not values[-1] >= 0.0
+    if bad.any():
+        t = int(np.argmax(bad))
+        raise ValueError(
+            f"alpha_bar[{t}] = {values[t]!r} is invalid: alpha_bar must be finite, strictly "
+            f"decreasing from alpha_bar[0] = 1, and positive before T (alpha_bar[T] may be 0)"
         )
 
 
@@ -265,16 +330,22 @@ def sigmoid_schedule(
     if not (0.0 < max_beta < 1.0):
         raise ValueError(f"max_beta must be in (0, 1), got {max_beta!r}")
 
-    def sigmoid(z: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-z))
-
-    u = np.arange(T + 1) / T
-    f = sigmoid(np.float64(end) / tau) - sigmoid((u * (end - start) + start) / tau)
-    alpha_bar = f / f[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = 1.0 - alpha_bar[1:] / alpha_bar[:-1]
-    beta = np.minimum(np.nan_to_num(beta, nan=max_beta), max_beta)
-    return Schedule.from_betas(beta)
+    # f(u) = sigmoid(e) - sigmoid(z_u) with e = end / tau, z_u = (u (end - start) + start) / tau
+    # equals sigmoid(e) sigmoid(-z_u) (1 - exp(-(e - z_u))), and e - z_u = (1 - u)(end - start)
+    # / tau. In logs (dropping the constant log sigmoid(e)), this has no cancellation: the
+    # plain difference rounds to 0 once both sigmoids saturate at 1 (a small tau), which
+    # would give beta_t = 0 or 0 / 0.
+    t = np.arange(T + 1)
+    z = (t / T * (end - start) + start) / tau
+    gap = (T - t) / T * (end - start) / tau
+    # log(1 - exp(-gap)), accurate for small gaps (expm1) and for large ones (log1p)
+    with np.errstate(divide="ignore"):
+        log_one_minus = np.where(
+            gap < np.log(2.0), np.log(-np.expm1(-gap)), np.log1p(-np.exp(-gap))
+        )  # -inf at t = T
+    log_f = -np.logaddexp(0.0, z) + log_one_minus
+    beta = -np.expm1(log_f[1:] - log_f[:-1])  # 1 - f_t / f_{t-1}; 1 at t = T
+    return Schedule.from_betas(np.minimum(beta, max_beta))
 
 
 def rescale_zero_terminal_snr(schedule: Schedule) -> Schedule:
