@@ -1,0 +1,63 @@
+"""Layer 2: a 2-D diffusion laboratory in NumPy.
+
+Toy datasets, the Gaussian-mixture oracle (exact density, score and denoiser at every
+step t), the ancestral DDPM and DDIM samplers, and sample metrics and plots.
+"""
+
+from minidiff.toy.datasets import DATASETS, DEFAULT_NOISE, eight_gaussians_mixture, make_dataset
+from minidiff.toy.metrics import DEFAULT_BANDWIDTHS, energy_distance, mmd, sliced_wasserstein
+from minidiff.toy.mixture import PARAMETERIZATIONS, GaussianMixture
+from minidiff.toy.mlp import ACTIVATIONS, MLP, sinusoidal_embedding
+from minidiff.toy.optim import Adam, clip_grad_norm, ema_update, global_norm
+from minidiff.toy.plots import plot_density, plot_samples, plot_trajectory
+from minidiff.toy.sampling import (
+    SPACINGS,
+    VARIANCES,
+    ddim_timesteps,
+    reverse_variance,
+    sample_ancestral,
+    sample_ddim,
+)
+from minidiff.toy.train import (
+    DEFAULT_T,
+    TrainResult,
+    ddpm_loss_and_grads,
+    learning_rate,
+    toy_schedule,
+    train_ddpm,
+)
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_BANDWIDTHS",
+    "DEFAULT_NOISE",
+    "PARAMETERIZATIONS",
+    "SPACINGS",
+    "VARIANCES",
+    "GaussianMixture",
+    "ddim_timesteps",
+    "eight_gaussians_mixture",
+    "energy_distance",
+    "make_dataset",
+    "mmd",
+    "plot_density",
+    "plot_samples",
+    "plot_trajectory",
+    "reverse_variance",
+    "sample_ancestral",
+    "sample_ddim",
+    "sliced_wasserstein",
+    "ACTIVATIONS",
+    "MLP",
+    "sinusoidal_embedding",
+    "Adam",
+    "clip_grad_norm",
+    "ema_update",
+    "global_norm",
+    "DEFAULT_T",
+    "TrainResult",
+    "ddpm_loss_and_grads",
+    "learning_rate",
+    "toy_schedule",
+    "train_ddpm",
+]
