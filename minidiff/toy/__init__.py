@@ -1,7 +1,8 @@
 """Layer 2: a 2-D diffusion laboratory in NumPy.
 
 Toy datasets, the Gaussian-mixture oracle (exact density, score and denoiser at every
-step t), the ancestral DDPM and DDIM samplers, and sample metrics and plots.
+step t), an MLP with hand-written backprop and Adam, DDPM training (Ho et al. 2020,
+Algorithm 1), the ancestral DDPM and DDIM samplers, and sample metrics and plots.
 """
 
 from minidiff.toy.datasets import DATASETS, DEFAULT_NOISE, eight_gaussians_mixture, make_dataset

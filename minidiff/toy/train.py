@@ -166,7 +166,9 @@ def train_ddpm(
         batch_size: examples per step.
         lr: peak learning rate (see `learning_rate`).
         warmup: warmup steps (0 for none).
-        hidden, embed_dim, activation: the `MLP` architecture.
+        hidden: the `MLP`'s hidden widths.
+        embed_dim: the width of the `MLP`'s time embedding.
+        activation: the `MLP`'s activation, one of `ACTIVATIONS`.
         ema_decay: decay of the weight average in [0, 1); the average's decay ramps up as
             min(ema_decay, (1 + k) / (10 + k)) after k updates so that it forgets the
             random initial weights quickly.
