@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo   sets up .venv and runs the demo (writes demo-output/)
-#   make test   sets up .venv and runs the unit, property and notebook tests and builds the docs
+#   make test   sets up .venv, builds the docs and runs the unit, property and notebook tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,10 +27,12 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/minidiff demo --out demo-output
 
+# Lint, build the docs (strict: a broken link to a test fails), then one pytest run over
+# the unit and property tests and the executed notebooks.
 test: venv
-	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci tests
-	$(BIN)/python -m pytest -n 2 --nbmake tutorials
-	$(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/ruff check minidiff tests benchmarks
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci --nbmake tests tutorials
 
 test-slow: venv
 	$(BIN)/python -m pytest -n 2 --hypothesis-profile=thorough -m "slow or not slow" tests

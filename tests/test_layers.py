@@ -46,7 +46,10 @@ def test_layers_import_only_from_below(layer):
 
 def test_import_minidiff_is_light():
     """`import minidiff` pulls in neither torch nor matplotlib (optional weight is lazy)."""
-    code = "import sys, minidiff; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, minidiff; "
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -13,7 +13,6 @@ Kingma et al. (2021) (the signal-to-noise ratio) and Lin et al. (2024), sec. 3.2
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
