@@ -122,7 +122,8 @@ class GaussianDiffusion:
             raise ValueError(f"t must be a scalar or have shape ({batch},), got {tuple(t.shape)}")
         if batch and (int(t.min()) < low or int(t.max()) > self.T):
             raise ValueError(
-                f"t must lie in [{low}, T = {self.T}], got values in [{int(t.min())}, {int(t.max())}]"
+                f"t must lie in [{low}, T = {self.T}], "
+                f"got values in [{int(t.min())}, {int(t.max())}]"
             )
         return t
 
