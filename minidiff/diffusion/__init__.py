@@ -5,6 +5,16 @@ coefficient gathered from `minidiff.process`), the samplers, score matching and 
 matching.
 """
 
+from minidiff.diffusion.flow_matching import (
+    FLOW_METHODS,
+    exact_velocity,
+    flow_matching_loss,
+    flow_matching_loss_terms,
+    flow_times,
+    linear_path,
+    sample_flow,
+    velocity_target,
+)
 from minidiff.diffusion.gaussian import (
     LOSSES,
     PARAMETERIZATIONS,
@@ -15,6 +25,14 @@ from minidiff.diffusion.gaussian import (
     Variance,
 )
 from minidiff.diffusion.oracle import TorchDenoiser
+from minidiff.diffusion.score_matching import (
+    SCORE_CONDITIONS,
+    dsm_loss,
+    dsm_loss_terms,
+    exact_score_net,
+    geometric_sigmas,
+    sample_ncsn,
+)
 
 __all__ = [
     "LOSSES",
@@ -25,4 +43,55 @@ __all__ = [
     "TorchDenoiser",
     "Parameterization",
     "Variance",
+    "FLOW_METHODS",
+    "exact_velocity",
+    "flow_matching_loss",
+    "flow_matching_loss_terms",
+    "flow_times",
+    "linear_path",
+    "sample_flow",
+    "velocity_target",
+    "SCORE_CONDITIONS",
+    "sample_ncsn",
+    "dsm_loss",
+    "dsm_loss_terms",
+    "exact_score_net",
+    "geometric_sigmas",
+]
+
+# -- samplers ----------------------------------------------------------------------------
+from minidiff.diffusion.langevin import (  # noqa: E402
+    langevin_corrector,
+    sample_annealed_langevin,
+    sample_pc,
+)
+from minidiff.diffusion.samplers import (  # noqa: E402
+    SPACINGS,
+    ddim_grid,
+    ddim_invert,
+    sample_ancestral,
+    sample_ddim,
+)
+from minidiff.diffusion.sde import (  # noqa: E402
+    ODE_METHODS,
+    ode_sigma,
+    sample_dpm_solver_pp_2m,
+    sample_ode,
+    sample_sde,
+)
+
+__all__ += [
+    "SPACINGS",
+    "ddim_grid",
+    "ddim_invert",
+    "sample_ancestral",
+    "sample_ddim",
+    "ODE_METHODS",
+    "ode_sigma",
+    "sample_ode",
+    "sample_sde",
+    "sample_dpm_solver_pp_2m",
+    "langevin_corrector",
+    "sample_annealed_langevin",
+    "sample_pc",
 ]

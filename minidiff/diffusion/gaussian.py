@@ -9,11 +9,14 @@ the channels when the variance is learned (Nichol & Dhariwal 2021, sec. 3.1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import numpy as np
 import torch
 
+from minidiff.diffusion import vlb
+from minidiff.diffusion._util import call_denoiser, check_data, randint, randn_like
 from minidiff.process import Schedule
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "Variance",
     "Loss",
     "GaussianDiffusion",
+    "HYBRID_VLB_WEIGHT",
 ]
 
 Parameterization = Literal["eps", "x0", "v"]
@@ -32,6 +36,9 @@ Loss = Literal["simple", "vlb", "hybrid"]
 PARAMETERIZATIONS: tuple[str, ...] = get_args(Parameterization)
 VARIANCES: tuple[str, ...] = get_args(Variance)
 LOSSES: tuple[str, ...] = get_args(Loss)
+
+# lambda of the hybrid loss L_simple + lambda L_vlb (Nichol & Dhariwal 2021, sec. 3.1).
+HYBRID_VLB_WEIGHT = 0.001
 
 
 def _check_option(value: str, name: str, choices: tuple[str, ...]) -> str:
@@ -162,9 +169,10 @@ class GaussianDiffusion:
         """Split a denoiser output into (prediction, variance values in [-1, 1] or None)."""
         if not self.learns_variance:
             return output, None
-        if output.shape[1] % 2:
+        if output.ndim < 2 or output.shape[1] % 2:
             raise ValueError(
-                f"a learned variance needs an even channel count, got {output.shape[1]}"
+                "a learned variance needs an output of shape (B, 2C, ...) with an even "
+                f"channel count, got shape {tuple(output.shape)}"
             )
         prediction, v = output.chunk(2, dim=1)
         return prediction, v
@@ -273,3 +281,118 @@ class GaussianDiffusion:
             "x0": x0,
             "eps": eps,
         }
+
+    # -- the losses (Ho et al. 2020, eq. 14; Nichol & Dhariwal 2021, sec. 3.1) ------------
+    def training_losses(
+        self,
+        denoiser: Callable[..., torch.Tensor],
+        x0: torch.Tensor,
+        *,
+        t: torch.Tensor | int | None = None,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        num_bins: int | None = 256,
+    ) -> dict[str, torch.Tensor]:
+        """Per-example training losses at one random step (Algorithm 1 of Ho et al. 2020).
+
+        1. t ~ Uniform{1..T} and eps ~ N(0, I) (drawn with ``generator`` unless given);
+        2. x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (eq. 4);
+        3. ``mse`` = mean over the data dimensions of (target - prediction)^2, the target
+           being eps, x0 or v (eq. 14 in this parameterization);
+        4. ``vlb`` = T * L_{t-1} in bits per dimension: L_{t-1} is the bound's term at t
+           (eq. 5, see `minidiff.diffusion.vlb.vlb_term_bpd`), and with t uniform,
+           T * L_{t-1} is an unbiased estimate of L_0 + ... + L_{T-1}, the bound without
+           its parameter-free prior term L_T (Nichol & Dhariwal 2021, sec. 3.1);
+        5. ``loss`` = ``mse`` (simple), ``vlb`` (vlb), or ``mse + 0.001 * vlb`` (hybrid).
+           In the hybrid loss the vlb term sees the prediction through a stop-gradient, so
+           it trains only the variance (sec. 3.1); its value is unchanged.
+
+        ``vlb`` is computed, and returned, only for the vlb and hybrid losses.
+
+        Args:
+            denoiser: ``denoiser(xt, t) -> output``, or ``denoiser(xt, t, y)`` when ``y``
+                is given; output (B, C, ...), or (B, 2C, ...) with a learned variance.
+            x0: (B, C, ...) clean data (any shape with a batch dimension first).
+            t: (B,) int64 steps in 1..T, or one int; drawn uniformly when None.
+            eps: (B, C, ...) the noise; drawn when None.
+            generator: the random generator for t and eps.
+            y: (B,) class labels (or any conditioning) passed on to the denoiser.
+            num_bins: data values of the decoder L_0 (256 for 8-bit data scaled to
+                [-1, 1]); None for continuous data, which uses the Gaussian density.
+
+        Returns:
+            a dict of (B,) tensors: ``loss``, ``mse``, ``t``, and ``vlb`` (vlb and hybrid).
+        """
+        x0 = check_data(x0)
+        batch = x0.shape[0]
+        if t is None:
+            t = randint(1, self.T + 1, batch, x0.device, generator)
+        t = self.check_t(t, batch, x0.device)
+        if eps is None:
+            eps = randn_like(x0, generator)
+        elif eps.shape != x0.shape:
+            raise ValueError(
+                f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}"
+            )
+        xt = self.q_sample(x0, t, eps)
+        output = call_denoiser(denoiser, xt, t, y)
+        prediction, v = self.split_output(output)
+        if prediction.shape != x0.shape:
+            raise ValueError(
+                f"the denoiser output {tuple(output.shape)} does not match x_t {tuple(xt.shape)}"
+            )
+        losses = {"mse": vlb.mean_over_dims((self.target(x0, t, eps) - prediction) ** 2), "t": t}
+        if self.loss == "simple":
+            losses["loss"] = losses["mse"]
+            return losses
+        if self.loss == "hybrid":  # stop-gradient on the mean (Nichol & Dhariwal, sec. 3.1)
+            detached = prediction.detach()
+            output = detached if v is None else torch.cat([detached, v], dim=1)
+        term, _ = vlb.vlb_term_bpd(self, output, x0, xt, t, num_bins=num_bins)
+        losses["vlb"] = self.T * term
+        if self.loss == "vlb":
+            losses["loss"] = losses["vlb"]
+        elif self.loss == "hybrid":
+            losses["loss"] = losses["mse"] + HYBRID_VLB_WEIGHT * losses["vlb"]
+        else:
+            raise AssertionError(self.loss)
+        return losses
+
+    # -- the variational bound (Ho et al. 2020, eq. 5) -----------------------------------
+    def prior_bpd(self, x0: torch.Tensor) -> torch.Tensor:
+        """L_T = KL(q(x_T | x_0) || N(0, I)) in bits per dimension, (B,)."""
+        return vlb.prior_bpd(self, check_data(x0))
+
+    def vlb_terms(
+        self,
+        denoiser: Callable[..., torch.Tensor],
+        x0: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        clip_x0: float | None = None,
+        num_bins: int | None = 256,
+    ) -> dict[str, torch.Tensor]:
+        """Every term of the variational bound (Ho et al. 2020, eq. 5), in bits per
+        dimension, by a loop over t = T..1 (one denoiser call per step; no gradients).
+
+        At each t a fresh eps is drawn, x_t = q_sample(x_0, t, eps), and L_{t-1} is
+        evaluated as in `training_losses` (L_0 with the decoder of ``num_bins`` values).
+
+        Args:
+            denoiser: as in `training_losses`.
+            x0: (B, C, ...) clean data.
+            generator: the random generator for the noise.
+            y: conditioning passed on to the denoiser.
+            clip_x0: clip x0_hat in p(x_{t-1} | x_t) (see `p_mean_variance`).
+            num_bins: as in `training_losses`.
+
+        Returns:
+            a dict with ``terms`` (B, T), column t - 1 holding L_{t-1}; ``prior`` (B,), L_T;
+            ``total`` (B,), L_T + sum_t L_{t-1}, the bound on -log p(x_0) in bits/dim;
+            ``x0_mse`` and ``eps_mse`` (B, T), the mean squared errors of x0_hat and eps_hat.
+        """
+        return vlb.vlb_terms(
+            self, denoiser, x0, generator=generator, y=y, clip_x0=clip_x0, num_bins=num_bins
+        )

@@ -1,0 +1,283 @@
+"""The VP SDE view of a discrete diffusion (Song et al. 2021, "Score-based generative
+modeling through SDEs"): probability-flow ODE (Euler, Heun), reverse SDE
+(Euler-Maruyama) and DPM-Solver++(2M) (Lu et al. 2022).
+
+The time discretisation. The denoiser is only defined at the integer steps of the
+discrete schedule, so every sampler here walks a grid T = t_0 > t_1 > ... > t_N = 0 of
+integer steps (`minidiff.diffusion.samplers.ddim_grid`), and the continuous VP SDE
+dx = -beta(s) x / 2 ds + sqrt(beta(s)) dw is the one whose marginals equal the discrete
+ones at the grid points: alpha_bar(s) = exp(-int_0^s beta) takes the schedule's value
+alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar_t)
+(Tweedie), eps_hat from the denoiser.
+
+- Probability-flow ODE (`sample_ode`). In the variables y = x / sqrt(alpha_bar) and
+  sigma = sqrt((1 - alpha_bar) / alpha_bar) (Song, Meng & Ermon 2021, eq. 14; Karras et
+  al. 2022, the variance-exploding form) the ODE reads dy / dsigma = eps(x, t). Euler from
+  sigma_t to sigma_{t_prev} is exactly DDIM with eta = 0:
+  x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev}) eps_hat.
+  Heun (Karras et al. 2022, Algorithm 1) re-evaluates eps at the Euler proposal and uses
+  the mean slope: x_{t_prev} = Euler + c (eps_1 - eps_2) / 2 with
+  c = sqrt(alpha_bar_{t_prev}) (sigma_t - sigma_{t_prev}); the last jump (to t = 0, where
+  the denoiser is not defined) and a jump from sigma_t = inf (zero terminal SNR) are
+  Euler steps. Heun calls the denoiser 2 N - 1 times.
+- Reverse SDE (`sample_sde`). Euler-Maruyama for
+  dx = [-beta x / 2 - beta score] ds + sqrt(beta) dw_bar, with the integrated rate of a
+  jump t -> t_prev taken as h = 1 - alpha_bar_t / alpha_bar_{t_prev} (= beta_t on the
+  full grid; equal to the exact integral log(alpha_bar_{t_prev} / alpha_bar_t) to first
+  order, and finite when alpha_bar_T = 0): x_{t_prev} = x + h (x / 2 + score) + sqrt(h) z.
+  Song et al.'s "reverse diffusion" predictor differs only in its factor
+  2 - sqrt(1 - h) for 1 + h / 2, the same to first order. The last jump (to t = 0) adds
+  no noise, as in Song et al.'s samplers.
+- DPM-Solver++(2M) (`sample_dpm_solver_pp_2m`), Lu et al. (2022), Algorithm 2, in
+  lambda = log(sqrt(alpha_bar) / sqrt(1 - alpha_bar)) (half the log SNR) with the data
+  prediction x0_hat.
+
+Interface as in `minidiff.diffusion.samplers` (shape or x_T, generator, noise, progress,
+return_trajectory with the same layout along the grid, dtype, device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+
+from minidiff.diffusion._sampling import (
+    Denoiser,
+    NoiseSource,
+    as_table,
+    check_clip,
+    check_diffusion,
+    check_start,
+    draw,
+    finish,
+    predict,
+    start,
+)
+from minidiff.diffusion._sampling import (
+    steps as _steps,
+)
+from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.diffusion.samplers import Spacing, ddim_grid
+from minidiff.process import Schedule
+
+__all__ = [
+    "ODE_METHODS",
+    "OdeMethod",
+    "ode_sigma",
+    "sample_ode",
+    "sample_sde",
+    "sample_dpm_solver_pp_2m",
+]
+
+OdeMethod = Literal["euler", "heun"]
+ODE_METHODS: tuple[str, ...] = get_args(OdeMethod)
+
+
+def ode_sigma(schedule: Schedule) -> np.ndarray:
+    """(T + 1,) sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) = exp(-log SNR_t / 2), the
+    noise level of y = x / sqrt(alpha_bar) (Song, Meng & Ermon 2021, eq. 14): 0 at t = 0,
+    inf where alpha_bar_t = 0."""
+    with np.errstate(over="ignore"):
+        return np.exp(-0.5 * schedule.log_snr)
+
+
+@torch.no_grad()
+def sample_ode(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape_or_x_T: Sequence[int] | torch.Tensor,
+    *,
+    steps: int | None = None,
+    method: OdeMethod = "heun",
+    spacing: Spacing = "uniform",
+    clip_x0: float | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+):
+    """Integrate the probability-flow ODE dy / dsigma = eps(x, t) (module docstring) from
+    x_T to x_0 on ``ddim_grid(schedule, steps, spacing)``.
+
+    For each jump t -> t_prev:
+        1. x0_1, eps_1 from denoiser(x_t, t);
+        2. Euler: x' = sqrt(alpha_bar_{t_prev}) x0_1 + sqrt(1 - alpha_bar_{t_prev}) eps_1;
+        3. Heun (t_prev > 0, sigma_t finite): eps_2 from denoiser(x', t_prev), and
+           x_{t_prev} = x' + c (eps_1 - eps_2) / 2, c = sqrt(alpha_bar_{t_prev})
+           (sigma_t - sigma_{t_prev}); in y that is y + (sigma_{t_prev} - sigma_t)
+           (eps_1 + eps_2) / 2, the trapezoidal slope.
+
+    Args:
+        denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.
+        steps: the number of grid jumps (1..T; None: T). Euler calls the denoiser
+            ``steps`` times, Heun ``2 steps - 1`` times.
+        method: ``"euler"`` (first order; equals DDIM eta = 0) or ``"heun"`` (second order).
+        spacing: the grid, see `ddim_timesteps`.
+        generator: only used to draw x_T from a shape.
+
+    Returns:
+        x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
+    """
+    check_diffusion(diffusion)
+    check_clip(clip_x0)
+    if method not in ODE_METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {ODE_METHODS}")
+    x = start(shape_or_x_T, generator, dtype, device)
+    schedule = diffusion.schedule
+    grid = ddim_grid(schedule, steps, spacing)
+    check_start(diffusion, int(grid[0]))
+    sigma = ode_sigma(schedule)
+    t, t_prev = grid[:-1], grid[1:]
+    heun = (method == "heun") & (t_prev > 0) & np.isfinite(sigma[t])
+    with np.errstate(invalid="ignore"):
+        correction = np.where(
+            heun, schedule.sqrt_alpha_bar[t_prev] * (sigma[t] - sigma[t_prev]), 0.0
+        )
+    signal = as_table(schedule.sqrt_alpha_bar[t_prev], x)
+    noise_scale = as_table(schedule.sqrt_one_minus_alpha_bar[t_prev], x)
+    correction = as_table(correction, x)
+    trajectory = [x] if return_trajectory else None
+    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, f"ode {method}"):
+        first = predict(denoiser, diffusion, x, int(t[i]), clip_x0)  # 1.
+        x_euler = signal[i] * first["x0"] + noise_scale[i] * first["eps"]  # 2.
+        if heun[i]:  # 3.
+            second = predict(denoiser, diffusion, x_euler, int(t_prev[i]), clip_x0)
+            x = x_euler + correction[i] * (first["eps"] - second["eps"]) / 2
+        else:
+            x = x_euler
+        if trajectory is not None:
+            trajectory.append(x)
+    return finish(x, trajectory)
+
+
+@torch.no_grad()
+def sample_sde(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape_or_x_T: Sequence[int] | torch.Tensor,
+    *,
+    steps: int | None = None,
+    spacing: Spacing = "uniform",
+    clip_x0: float | None = None,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+):
+    """Euler-Maruyama for the reverse VP SDE (Song et al. 2021, eq. 6 with the VP drift
+    and diffusion of eq. 11) on ``ddim_grid(schedule, steps, spacing)``.
+
+    For each jump t -> t_prev, with h = 1 - alpha_bar_t / alpha_bar_{t_prev}:
+        1. score = -eps_hat / sqrt(1 - alpha_bar_t), eps_hat from denoiser(x_t, t);
+        2. x_{t_prev} = x_t + h (x_t / 2 + score) + sqrt(h) z, without z on the last jump.
+
+    Args:
+        denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.
+        steps: the number of jumps and denoiser calls, 1..T (None: T). First order:
+            use several hundred.
+        spacing, generator, noise, progress, return_trajectory, dtype, device: as in
+            `sample_ddim`.
+
+    Returns:
+        x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
+    """
+    check_diffusion(diffusion)
+    check_clip(clip_x0)
+    x = start(shape_or_x_T, generator, dtype, device)
+    schedule = diffusion.schedule
+    grid = ddim_grid(schedule, steps, spacing)
+    check_start(diffusion, int(grid[0]))
+    t, t_prev = grid[:-1], grid[1:]
+    h = -np.expm1(schedule.log_alpha_bar[t] - schedule.log_alpha_bar[t_prev])  # 1 at beta_T = 1
+    h_table, root_h = as_table(h, x), as_table(np.sqrt(h), x)
+    score_scale = as_table(1.0 / schedule.sqrt_one_minus_alpha_bar[t], x)
+    trajectory = [x] if return_trajectory else None
+    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "sde"):
+        eps = predict(denoiser, diffusion, x, int(t[i]), clip_x0)["eps"]
+        score = -score_scale[i] * eps  # 1. Tweedie
+        x = x + h_table[i] * (x / 2 + score)  # 2. drift
+        if t_prev[i] > 0:
+            x = x + root_h[i] * draw(x, generator, noise)
+        if trajectory is not None:
+            trajectory.append(x)
+    return finish(x, trajectory)
+
+
+def dpm_solver_pp_2m_tables(schedule: Schedule, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-jump float64 coefficients of DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2):
+    x_{t_i} = a_i x_{t_{i-1}} + b_i x0_hat_{i-1} + c_i x0_hat_{i-2} with
+
+        h_i = lambda_{t_i} - lambda_{t_{i-1}},  a_i = sigma_{t_i} / sigma_{t_{i-1}},
+        D_i = (1 + 1 / (2 r_i)) x0_hat_{i-1} - 1 / (2 r_i) x0_hat_{i-2},  r_i = h_{i-1} / h_i,
+        x_{t_i} = a_i x_{t_{i-1}} - alpha_{t_i} (exp(-h_i) - 1) D_i,
+
+    (alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar)). The first jump (no previous
+    prediction) and the last one (lambda_0 = inf makes h infinite, r = 0) are first
+    order (D = x0_hat_{i-1}); a previous h of +inf (from alpha_bar_T = 0) also gives
+    weight 0 to the older prediction.
+    """
+    half_log_snr = 0.5 * schedule.log_snr  # lambda, -inf at alpha_bar = 0, +inf at t = 0
+    t, t_prev = grid[:-1], grid[1:]  # the jump t -> t_prev
+    h = half_log_snr[t_prev] - half_log_snr[t]  # > 0, possibly inf
+    n = len(t)
+    weight = np.zeros(n)  # 1 / (2 r_i)
+    second_order = np.arange(n) > 0
+    second_order &= t_prev > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(second_order, h / (2 * np.roll(h, 1)), 0.0)
+    weight = np.where(second_order & np.isfinite(ratio), ratio, 0.0)
+    b = -schedule.sqrt_alpha_bar[t_prev] * np.expm1(-h)  # alpha (1 - e^{-h}) >= 0
+    a = schedule.sqrt_one_minus_alpha_bar[t_prev] / schedule.sqrt_one_minus_alpha_bar[t]
+    return {"a": a, "b": b * (1 + weight), "c": -b * weight}
+
+
+@torch.no_grad()
+def sample_dpm_solver_pp_2m(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape_or_x_T: Sequence[int] | torch.Tensor,
+    *,
+    steps: int = 20,
+    spacing: Spacing = "uniform",
+    clip_x0: float | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+):
+    """DPM-Solver++(2M), Lu et al. (2022), Algorithm 2: the multistep second-order
+    solver of the probability-flow ODE in lambda = half log SNR with the data prediction
+    x0_hat (coefficients: `dpm_solver_pp_2m_tables`). One denoiser call per jump.
+
+    Args:
+        denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.
+        steps: the number of jumps and denoiser calls, 1..T (default 20).
+        spacing, generator, progress, return_trajectory, dtype, device: as in `sample_ode`.
+
+    Returns:
+        x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
+    """
+    check_diffusion(diffusion)
+    check_clip(clip_x0)
+    x = start(shape_or_x_T, generator, dtype, device)
+    grid = ddim_grid(diffusion.schedule, steps, spacing)
+    check_start(diffusion, int(grid[0]))
+    tables = {
+        k: as_table(v, x) for k, v in dpm_solver_pp_2m_tables(diffusion.schedule, grid).items()
+    }
+    previous = torch.zeros_like(x)  # x0_hat_{i-2}; its weight is 0 on the first jump
+    trajectory = [x] if return_trajectory else None
+    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "dpm-solver++(2M)"):
+        x0 = predict(denoiser, diffusion, x, int(grid[i]), clip_x0)["x0"]
+        x = tables["a"][i] * x + tables["b"][i] * x0 + tables["c"][i] * previous
+        previous = x0
+        if trajectory is not None:
+            trajectory.append(x)
+    return finish(x, trajectory)

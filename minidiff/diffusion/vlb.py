@@ -1,0 +1,225 @@
+"""The variational bound of a Gaussian diffusion in PyTorch, term by term, in bits per
+dimension.
+
+Ho et al. (2020), eq. 5 writes the negative ELBO as
+
+    L = L_T + sum_{t >= 2} L_{t-1} + L_0,
+    L_T     = KL(q(x_T | x_0) || N(0, I))                          (the prior term),
+    L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t))   (t = 2..T),
+    L_0     = -log p_theta(x_0 | x_1)                               (the decoder, sec. 3.3).
+
+Each term here is averaged over the data dimensions and divided by log 2, so that it
+reads in bits per dimension, as in Nichol & Dhariwal (2021). The Gaussian KL and the
+discretised Gaussian likelihood are the torch twins of `minidiff.process.normal_kl` and
+`minidiff.process.discretized_gaussian_log_likelihood` (same formulas, same bin edges);
+the tests hold each pair together to round-off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from minidiff.diffusion._util import call_denoiser, check_data, randn_like
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from minidiff.diffusion.gaussian import GaussianDiffusion
+
+__all__ = [
+    "normal_kl",
+    "gaussian_log_prob",
+    "discretized_gaussian_log_likelihood",
+    "check_on_bins",
+    "mean_over_dims",
+    "prior_bpd",
+    "vlb_term_bpd",
+    "vlb_terms",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+
+def mean_over_dims(x: torch.Tensor) -> torch.Tensor:
+    """The mean over every dimension but the first: (B, ...) -> (B,)."""
+    return x.reshape(x.shape[0], -1).mean(dim=1)
+
+
+def normal_kl(
+    mean1: torch.Tensor, log_var1: torch.Tensor, mean2: torch.Tensor, log_var2: torch.Tensor
+) -> torch.Tensor:
+    """KL( N(mean1, exp(log_var1)) || N(mean2, exp(log_var2)) ), elementwise, in nats:
+
+    0.5 (expm1(d) - d + (mean1 - mean2)^2 exp(-log_var2)),  d = log_var1 - log_var2,
+
+    the form of `minidiff.process.normal_kl` (expm1(d) - d keeps the KL >= 0 for small d).
+    """
+    delta = log_var1 - log_var2
+    return 0.5 * (torch.expm1(delta) - delta + (mean1 - mean2) ** 2 * torch.exp(-log_var2))
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, exp(log_var)), elementwise: -0.5 (log 2 pi + log_var + (x - mean)^2 / var)."""
+    return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var))
+
+
+def _check_num_bins(num_bins: int) -> int:
+    if isinstance(num_bins, bool) or int(num_bins) != num_bins or num_bins < 2:
+        raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
+    return int(num_bins)
+
+
+def check_on_bins(x: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """The bin index (as a float tensor) of data ``x`` on ``num_bins`` evenly spaced values
+    in [-1, 1], after checking that every value lies on a bin centre -1 + 2 i / (num_bins - 1)
+    (to 1/100 of a bin width), as `minidiff.process.discretized_gaussian_log_likelihood` does.
+
+    Raises:
+        ValueError: if ``x`` leaves [-1, 1] or lies between bin centres.
+    """
+    last = _check_num_bins(num_bins) - 1
+    if not bool(torch.all(x.abs() <= 1.0 + 1e-12)):
+        raise ValueError("x must lie in [-1, 1] for the discretised likelihood")
+    index = torch.round((x + 1.0) * (last / 2.0))
+    if bool(torch.any((x - (-1.0 + index * (2.0 / last))).abs() > 0.01 / last)):
+        raise ValueError(f"x must lie on the {num_bins} bin centres -1 + 2 i / {last}")
+    return index
+
+
+def _normal_interval_prob(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """P(lower < Z < upper) for a standard normal Z, lower <= upper (may be +-inf), with
+    erfc taken on the side of zero where the interval lies, so far tails keep their digits."""
+    sqrt2 = math.sqrt(2.0)
+    left_side = 0.5 * (torch.special.erfc(-upper / sqrt2) - torch.special.erfc(-lower / sqrt2))
+    right_side = 0.5 * (torch.special.erfc(lower / sqrt2) - torch.special.erfc(upper / sqrt2))
+    return torch.where(lower > 0, right_side, left_side)
+
+
+def discretized_gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, num_bins: int = 256
+) -> torch.Tensor:
+    """log P(x) of data on ``num_bins`` values in [-1, 1] under N(mean, exp(log_scale)^2)
+    discretised to those bins (Ho et al. 2020, sec. 3.3, eq. 13), in nats, elementwise.
+
+    The bins are those of `minidiff.process.discretized_gaussian_log_likelihood`: bin i is
+    centred at -1 + 2 i / (num_bins - 1), its edges lie half a spacing either side, and the
+    outermost bins extend to -inf and +inf, so the probabilities sum to 1.
+
+    Args:
+        x: (B, ...) data on the bin centres (8-bit pixels scaled to [-1, 1]).
+        mean: the Gaussian's mean, broadcastable with ``x``.
+        log_scale: the log standard deviation (not the variance), broadcastable with ``x``.
+        num_bins: the number of data values (256 for 8-bit data).
+    """
+    last = _check_num_bins(num_bins) - 1
+    index = check_on_bins(x, num_bins)
+    x, mean, log_scale = torch.broadcast_tensors(x, mean, log_scale)
+    index = index.expand_as(x)
+
+    def edge(j: torch.Tensor) -> torch.Tensor:  # the edge between bins j and j + 1
+        return -1.0 + (2.0 * j + 1.0) / last
+
+    def standardise(value: torch.Tensor) -> torch.Tensor:  # (value - mean) / scale
+        z = (value - mean) * torch.exp(-log_scale)
+        return torch.where(value == mean, torch.zeros_like(z), z)  # 0 * inf at scale 0
+
+    inf = torch.full_like(x, math.inf)
+    lower = torch.where(index == 0, -inf, standardise(edge(index - 1)))
+    upper = torch.where(index == last, inf, standardise(edge(index)))
+    return torch.log(_normal_interval_prob(lower, upper).clamp(min=0.0))
+
+
+def prior_bpd(diffusion: GaussianDiffusion, x0: torch.Tensor) -> torch.Tensor:
+    """L_T = KL(q(x_T | x_0) || N(0, I)) in bits per dimension, (B,) (Ho et al. 2020, eq. 5).
+
+    q(x_T | x_0) = N(sqrt(alpha_bar_T) x_0, (1 - alpha_bar_T) I) (eq. 4); the term has no
+    parameters, and is 0 for a zero-terminal-SNR schedule.
+    """
+    T = torch.full((x0.shape[0],), diffusion.T, dtype=torch.int64, device=x0.device)
+    mean = diffusion.gather("sqrt_alpha_bar", T, x0) * x0
+    log_var = torch.log(diffusion.gather("one_minus_alpha_bar", T, x0)).expand_as(x0)
+    zero = torch.zeros_like(x0)
+    return mean_over_dims(normal_kl(mean, log_var, zero, zero)) / _LOG_2
+
+
+def vlb_term_bpd(
+    diffusion: GaussianDiffusion,
+    output: torch.Tensor,
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    clip_x0: float | None = None,
+    num_bins: int | None = 256,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The bound's term at step t in bits per dimension, (B,) (Ho et al. 2020, eq. 5):
+
+    - t >= 2: L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t));
+    - t = 1:  L_0 = -log p_theta(x_0 | x_1), the discretised Gaussian decoder on
+      ``num_bins`` values (sec. 3.3), or with ``num_bins=None`` the Gaussian density
+      N(x_0; mean, var) itself, for continuous data (then L_0 may be negative).
+
+    Args:
+        diffusion: the diffusion.
+        output: (B, C, ...) the denoiser's output at (x_t, t).
+        x0: (B, C, ...) the clean data x_t was drawn from.
+        xt: (B, C, ...) the noisy state.
+        t: (B,) int64 steps in 1..T.
+        clip_x0: passed to `GaussianDiffusion.p_mean_variance`.
+        num_bins: data values for the decoder at t = 1; None for continuous data.
+
+    Returns:
+        the term (B,) and the model's `p_mean_variance` dict.
+    """
+    model = diffusion.p_mean_variance(output, xt, t, clip_x0=clip_x0)
+    true_mean = diffusion.posterior_mean(x0, xt, t)
+    true_log_var = diffusion.gather("posterior_log_var_clipped", t, xt).expand_as(xt)
+    kl = mean_over_dims(normal_kl(true_mean, true_log_var, model["mean"], model["log_var"]))
+    # The decoder is evaluated at the exact mean only where t = 1; elsewhere at x_0 with
+    # unit variance, so that an unused infinite log-likelihood cannot turn the gradient of
+    # torch.where into NaN.
+    first = (t == 1).reshape((-1,) + (1,) * (xt.ndim - 1)).expand_as(xt)  # (B, ...)
+    mean = torch.where(first, model["mean"], x0)
+    log_var = torch.where(first, model["log_var"], torch.zeros_like(x0))
+    if num_bins is None:
+        decoder = gaussian_log_prob(x0, mean, log_var)
+    else:
+        decoder = discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var, num_bins)
+    nll = -mean_over_dims(decoder)
+    return torch.where(t == 1, nll, kl) / _LOG_2, model
+
+
+@torch.no_grad()
+def vlb_terms(
+    diffusion: GaussianDiffusion,
+    denoiser: Callable[..., torch.Tensor],
+    x0: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    y: torch.Tensor | None = None,
+    clip_x0: float | None = None,
+    num_bins: int | None = 256,
+) -> dict[str, torch.Tensor]:
+    """Every term of the bound by a loop over t = T..1: see `GaussianDiffusion.vlb_terms`."""
+    x0 = check_data(x0)
+    if num_bins is not None:
+        check_on_bins(x0, num_bins)  # fail before the loop, not at its end
+    batch = x0.shape[0]
+    columns: dict[str, list[torch.Tensor]] = {"terms": [], "x0_mse": [], "eps_mse": []}
+    for step in range(diffusion.T, 0, -1):
+        t = torch.full((batch,), step, dtype=torch.int64, device=x0.device)
+        eps = randn_like(x0, generator)
+        xt = diffusion.q_sample(x0, t, eps)
+        output = call_denoiser(denoiser, xt, t, y)
+        term, model = vlb_term_bpd(diffusion, output, x0, xt, t, clip_x0=clip_x0, num_bins=num_bins)
+        columns["terms"].append(term)
+        columns["x0_mse"].append(mean_over_dims((model["x0"] - x0) ** 2))
+        columns["eps_mse"].append(mean_over_dims((model["eps"] - eps) ** 2))
+    result = {name: torch.stack(values[::-1], dim=1) for name, values in columns.items()}
+    result["prior"] = prior_bpd(diffusion, x0)
+    result["total"] = result["terms"].sum(dim=1) + result["prior"]
+    return result

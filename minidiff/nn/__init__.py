@@ -1,0 +1,25 @@
+"""Layer 3: neural networks in PyTorch.
+
+The DDPM U-Net (Ho et al. 2020, appendix B) and its blocks, the sinusoidal time
+embedding, and a converter from diffusers' ``UNet2DModel`` weights.
+"""
+
+from minidiff.nn.blocks import AttentionBlock, Downsample, ResBlock, Upsample
+from minidiff.nn.convert import convert_diffusers_state_dict, load_diffusers_unet_state_dict
+from minidiff.nn.embedding import TimeEmbedding, sinusoidal_embedding
+from minidiff.nn.mlp import ToyMLP
+from minidiff.nn.unet import UNet, UNetConfig
+
+__all__ = [
+    "AttentionBlock",
+    "Downsample",
+    "ResBlock",
+    "Upsample",
+    "convert_diffusers_state_dict",
+    "load_diffusers_unet_state_dict",
+    "TimeEmbedding",
+    "sinusoidal_embedding",
+    "UNet",
+    "UNetConfig",
+    "ToyMLP",
+]
