@@ -5,6 +5,9 @@ Layers (each imports only from the layers below it):
 - 0 `minidiff.markov`: finite-state and Gaussian Markov chains, Langevin samplers (NumPy)
 - 1 `minidiff.process`: the Gaussian diffusion math in float64 (NumPy)
 - 2 `minidiff.toy`: 2-D data, the exact Gaussian-mixture oracle, a NumPy MLP, DDPM (NumPy)
+- 3 `minidiff.nn`: the DDPM U-Net and the toy MLP (PyTorch)
+- 3 `minidiff.diffusion`: `GaussianDiffusion`, its losses and samplers, score and flow
+  matching (PyTorch)
 
 `import minidiff` is light: import the layer you need, e.g. ``from minidiff import process``.
 """

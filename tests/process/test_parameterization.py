@@ -28,7 +28,7 @@ from minidiff.process import (
 )
 from tests.process.helpers import assert_close
 from tests.strategies import arrays, schedule_and_batched_t, schedule_and_t
-from tests.tolerances import ATOL, RTOL
+from tests.tolerances import ATOL, RTOL, RTOL_LOOSE
 
 TINY = np.finfo(np.float64).tiny
 
@@ -146,3 +146,27 @@ def test_non_integer_t_raises_type_error(bad_t):
     schedule, x = linear_schedule(10), np.zeros((2, 3))
     with pytest.raises(TypeError):
         eps_from_v(schedule, x, bad_t, x)
+
+
+@given(schedule_and_t(low=1), arrays(), arrays(), arrays())
+def test_prediction_errors_weight_each_other_by_the_snr(schedule_t, x0, eps, eps_hat):
+    """For any noise prediction eps_hat at x_t = s x_0 + n eps, the implied x0_hat and
+    v_hat satisfy, elementwise, (x0_hat - x_0)^2 = (eps_hat - eps)^2 / SNR(t) and
+    (v_hat - v)^2 = (1 + SNR(t)) (x0_hat - x_0)^2 (Salimans & Ho 2022, sec. 4): the choice
+    of target is a choice of loss weight. Round-off is bounded like the conversions'."""
+    schedule, t = schedule_t
+    assume(schedule.alpha_bar[t] >= 1e-100)
+    s, n = _scales(schedule, t)
+    snr = schedule.snr[t]
+    xt = q_sample(schedule, x0, t, eps)
+    x0_hat = x0_from_eps(schedule, xt, t, eps_hat)
+    v_hat = v_from_eps(schedule, xt, t, eps_hat)
+    v = v_from_x0_eps(schedule, x0, t, eps)
+    scale = 1.0 + np.abs(xt) + np.abs(x0) + np.abs(eps) + np.abs(eps_hat)
+    # each difference carries ATOL * scale / (s n) of round-off; squares double it
+    roundoff = ATOL * scale / (s * n)
+    x0_error = x0_hat - x0
+    bound = 2 * roundoff * (np.abs(x0_error) + roundoff)
+    assert_close(x0_error**2, (eps_hat - eps) ** 2 / snr, rtol=RTOL_LOOSE, atol=bound)
+    v_bound = (1 + snr) * bound + 2 * roundoff * (np.abs(v_hat - v) + roundoff)
+    assert_close((v_hat - v) ** 2, (1 + snr) * x0_error**2, rtol=RTOL_LOOSE, atol=v_bound)

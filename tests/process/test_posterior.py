@@ -5,7 +5,7 @@ schedules and random points.
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minidiff.process import (
@@ -19,7 +19,7 @@ from minidiff.process import (
 )
 from tests.process.helpers import assert_close
 from tests.strategies import arrays, schedule_and_batched_t, schedule_and_t, schedules
-from tests.tolerances import ATOL, RTOL
+from tests.tolerances import ATOL, RTOL, RTOL_LOOSE
 
 
 @given(schedule_and_t(low=2, zero_terminal_snr=True), arrays(), arrays(), arrays())
@@ -140,3 +140,19 @@ def test_non_integer_t_raises_type_error(bad_t):
         posterior_mean_var(schedule, x, x, bad_t)
     with pytest.raises(TypeError):
         posterior_mean_from_eps(schedule, x, bad_t, x)
+
+
+@given(schedule_and_t(low=2))
+def test_eq12_weight_with_posterior_variance_is_half_snr_ratio_minus_one(schedule_t):
+    """With sigma_t^2 = beta_tilde_t, the weight of ||eps - eps_theta||^2 in L_{t-1}
+    (Ho et al. 2020, eq. 12), beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)), equals
+    beta_t / (2 alpha_t (1 - alpha_bar_{t-1})) = (SNR(t-1) / SNR(t) - 1) / 2 for t >= 2.
+    The SNR form subtracts 1 from a ratio near 1 + beta_t, so it holds to ~eps / beta_t."""
+    schedule, t = schedule_t
+    assume(schedule.alpha_bar[t] >= 1e-100)
+    beta, alpha = schedule.beta[t], schedule.alpha[t]
+    weight = beta**2 / (2 * schedule.posterior_var[t] * alpha * schedule.one_minus_alpha_bar[t])
+    direct = beta / (2 * alpha * schedule.one_minus_alpha_bar[t - 1])
+    np.testing.assert_allclose(weight, direct, rtol=RTOL_LOOSE, atol=0)
+    snr_form = 0.5 * (schedule.snr[t - 1] / schedule.snr[t] - 1)
+    np.testing.assert_allclose(snr_form, direct, rtol=RTOL_LOOSE + 1e-14 / beta, atol=0)
