@@ -11,7 +11,17 @@ import minidiff
 
 PACKAGE = Path(minidiff.__file__).parent
 NUMPY_LAYERS = ("minidiff.markov", "minidiff.process", "minidiff.toy")
-LAYER = {"markov": 0, "process": 1, "toy": 2}
+LAYER = {
+    "markov": 0,
+    "process": 1,
+    "toy": 2,
+    "nn": 3,
+    "diffusion": 3,
+    "data": 3,
+    "training": 4,
+    "evaluation": 4,
+    "applications": 5,
+}
 
 
 @pytest.mark.parametrize("module", NUMPY_LAYERS)
