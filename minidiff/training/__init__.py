@@ -1,9 +1,11 @@
 """Layer 4: training in PyTorch.
 
-The exponential moving average of the weights (`EMA`), crash-safe checkpoints that load
-without unsafe unpickling (`save_checkpoint`, `load_checkpoint`,
-`find_latest_checkpoint`), and the capture of random-number-generator states for exact
-resumption (`capture_rng_state`, `restore_rng_state`).
+The training loop of Ho et al. (2020), Algorithm 1, with exact resumption (`Trainer`,
+`TrainConfig`), the exponential moving average of the weights (`EMA`), crash-safe
+checkpoints that load without unsafe unpickling (`save_checkpoint`, `load_checkpoint`,
+`find_latest_checkpoint`), the capture of random-number-generator states
+(`capture_rng_state`, `restore_rng_state`), and data-parallel training through
+torch.distributed (`setup_distributed`).
 """
 
 from minidiff.training.checkpoint import (
@@ -13,16 +15,32 @@ from minidiff.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from minidiff.training.config import PRECISIONS, TrainConfig, warmup_lr
+from minidiff.training.distributed import (
+    DistributedContext,
+    cleanup_distributed,
+    setup_distributed,
+)
 from minidiff.training.ema import EMA
 from minidiff.training.rng import capture_rng_state, restore_rng_state
+from minidiff.training.trainer import METRIC_KEYS, NonFiniteLossError, Trainer
 
 __all__ = [
     "EMA",
+    "METRIC_KEYS",
+    "PRECISIONS",
     "CheckpointError",
     "CheckpointNotFoundError",
-    "save_checkpoint",
-    "load_checkpoint",
-    "find_latest_checkpoint",
+    "DistributedContext",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
     "capture_rng_state",
+    "cleanup_distributed",
+    "find_latest_checkpoint",
+    "load_checkpoint",
     "restore_rng_state",
+    "save_checkpoint",
+    "setup_distributed",
+    "warmup_lr",
 ]

@@ -14,13 +14,12 @@ Layout of a checkpoint directory::
 ``state.pt`` is read only with ``torch.load(..., weights_only=True)``, which refuses
 anything but tensors and plain containers and numbers: a crafted file cannot run code.
 
-Writing is atomic. (1) Every file is written into ``.tmp-step_000200-XXXX`` in the same
-parent and fsynced, the marker last; (2) the folder is fsynced, renamed to
-``step_000200`` and the parent fsynced; (3) ``latest.json`` is replaced atomically
-(temporary file, fsync, ``os.replace``, fsync of the parent): the commit point; (4) the
-temporaries of earlier interrupted saves, and checkpoints beyond ``keep_last``, are
-deleted (moved aside first, so no half-deleted step folder is ever visible). A crash
-before (3) leaves the previous checkpoint as the latest; after (3), the new one.
+Saving is atomic, by the file-system mechanics of `minidiff.training.atomic`: (1) every
+file is written into ``.tmp-step_000200-XXXX`` and fsynced, the marker last; (2) the
+folder is renamed to ``step_000200``; (3) ``latest.json`` is replaced atomically: the
+commit point; (4) the leftovers of interrupted saves, and checkpoints beyond
+``keep_last``, are deleted. A crash before (3) leaves the previous checkpoint as the
+latest; after (3), the new one.
 
 `find_latest_checkpoint` follows ``latest.json``, ignores temporaries and folders without
 a valid marker, and scans the step folders, largest step first, when the pointer is
@@ -36,8 +35,6 @@ import io
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from minidiff.training import atomic
 from minidiff.training.ema import EMA, _compare_shapes
 
 __all__ = [
@@ -72,40 +70,6 @@ class CheckpointError(RuntimeError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint at the given path."""
-
-
-# -- the file-system primitives (every write of `save_checkpoint` goes through these) --
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file at ``path`` and fsync it."""
-    with open(path, "xb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (creations, renames) durable, where the OS allows it."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace(source: Path, target: Path) -> None:
-    os.replace(source, target)
-
-
-def _make_temp_dir(parent: Path, prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path)
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -169,13 +133,8 @@ def _step_folders(directory: Path) -> list[tuple[int, Path]]:
 def _set_aside(directory: Path) -> list[tuple[int, Path]]:
     """``(step, folder)`` for the ``.old-step_N-XXXX/step_N`` copies moved aside by a
     re-save of step N that was interrupted before its commit."""
-    found = []
-    for entry in directory.glob(".old-step_*"):
-        for inner in entry.glob("step_*") if entry.is_dir() else ():
-            match = _STEP_DIR.match(inner.name)
-            if match and entry.name.startswith(f".old-{inner.name}-"):
-                found.append((int(match.group(1)), inner))
-    return sorted(found)
+    copies = [(_STEP_DIR.match(inner.name), inner) for inner in atomic.set_aside_folders(directory)]
+    return sorted((int(match.group(1)), inner) for match, inner in copies if match)
 
 
 def find_latest_checkpoint(directory: str | os.PathLike) -> Path | None:
@@ -297,31 +256,19 @@ def save_checkpoint(
     if ema is not None:
         payloads[EMA_FILE] = safetensors.torch.save(_tensors_for_safetensors(ema.shadow))
     payloads[STATE_FILE] = buffer.getvalue()
-    marker = {
-        "format": FORMAT,
-        "version": VERSION,
-        "step": step,
-        "files": {file: len(data) for file, data in payloads.items()},
-    }
+    sizes = {file: len(data) for file, data in payloads.items()}
+    marker = {"format": FORMAT, "version": VERSION, "step": step, "files": sizes}
     payloads[MARKER] = json.dumps(marker, indent=2).encode("utf-8")  # written last
 
-    temp = _make_temp_dir(parent, f".tmp-{name}-")
-    for file, data in payloads.items():
-        _write_bytes(temp / file, data)
-    _fsync_dir(temp)
+    aside = atomic.write_folder(parent, name, payloads)  # re-saving: the old copy, set aside
     final = parent / name
-    aside = None
-    if final.exists():  # re-saving a step: keep the old copy until the new one is in place
-        aside = _make_temp_dir(parent, f".old-{name}-")
-        _replace(final, aside / name)
-    _replace(temp, final)
-    _fsync_dir(parent)
-    _write_latest(parent, step, name)
+    atomic.write_json(parent / LATEST, {"step": step, "name": name})  # the commit point
     if aside is not None:
-        _remove_tree(aside)
-    _remove_stale(parent)
+        atomic.remove_tree(aside)
+    atomic.remove_temporaries(parent, "step_", [LATEST])
     if keep_last is not None:
-        _prune(parent, keep_last, newest=final)
+        complete = [folder for _, folder in _step_folders(parent) if _is_complete(folder)]
+        atomic.prune(complete, keep_last, keep=final)
     return final
 
 
@@ -330,43 +277,10 @@ def _ema_counters(ema: EMA) -> dict[str, Any]:
     return {key: value for key, value in ema.state_dict().items() if key != "shadow"}
 
 
-def _write_latest(parent: Path, step: int, name: str) -> None:
-    temp = parent / f".{LATEST}.tmp-{os.getpid()}"
-    if temp.exists():
-        temp.unlink()
-    _write_bytes(temp, json.dumps({"step": step, "name": name}).encode("utf-8"))
-    _replace(temp, parent / LATEST)  # the commit point
-    _fsync_dir(parent)
-
-
-def _prune(parent: Path, keep_last: int, newest: Path) -> None:
-    """Delete complete step folders beyond the ``keep_last`` largest steps (never ``newest``)."""
-    complete = [(step, folder) for step, folder in _step_folders(parent) if _is_complete(folder)]
-    kept = {folder for _, folder in complete[-keep_last:]} | {newest}
-    for _, folder in complete:
-        if folder in kept:
-            continue
-        trash = _make_temp_dir(parent, f".trash-{folder.name}-")
-        _replace(folder, trash / folder.name)  # no half-deleted step folder is ever visible
-        _remove_tree(trash)
-
-
 def _recover(parent: Path) -> None:
     """Put back a checkpoint set aside by an interrupted re-save, if its name is free."""
-    for step, inner in _set_aside(parent):
-        target = parent / _step_name(step)
-        if inner.name == target.name and not target.exists() and _is_complete(inner):
-            _replace(inner, target)
-            _fsync_dir(parent)
-
-
-def _remove_stale(parent: Path) -> None:
-    """Delete temporaries left by interrupted saves and prunes (one writer per directory)."""
-    for entry in parent.iterdir():
-        if entry.is_dir() and entry.name.startswith((".tmp-step_", ".trash-step_", ".old-step_")):
-            _remove_tree(entry)
-        elif entry.is_file() and entry.name.startswith(f".{LATEST}.tmp-"):
-            entry.unlink()
+    names = {inner.name for step, inner in _set_aside(parent) if inner.name == _step_name(step)}
+    atomic.recover_set_aside(parent, lambda inner: inner.name in names and _is_complete(inner))
 
 
 # -- loading -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from minidiff.training import (
     restore_rng_state,
     save_checkpoint,
 )
-from minidiff.training import checkpoint as checkpoint_module
+from minidiff.training import atomic as atomic_module
 
 CONFIG = {"lr": 1e-3, "batch_size": 4, "name": "tiny", "dims": [3, 8, 2]}
 
@@ -157,7 +157,7 @@ class _Crash(Exception):
     """The simulated power cut."""
 
 
-PRIMITIVES = ("_write_bytes", "_fsync_dir", "_replace", "_make_temp_dir", "_remove_tree")
+PRIMITIVES = ("write_bytes", "fsync_dir", "replace", "make_temp_dir", "remove_tree")
 
 
 def _instrument(monkeypatch, crash_at: int | None, log: list):
@@ -167,20 +167,20 @@ def _instrument(monkeypatch, crash_at: int | None, log: list):
     file first; any other failing call does nothing. Then the exception propagates, with
     no cleanup, as a crash would."""
     for name in PRIMITIVES:
-        real = getattr(checkpoint_module, name)
+        real = getattr(atomic_module, name)
 
         def wrapper(*args, _real=real, _name=name):
             log.append((_name, args))
             if len(log) == crash_at:
-                if _name == "_write_bytes":
+                if _name == "write_bytes":
                     with open(args[0], "xb") as file:
                         file.write(args[1][: len(args[1]) // 2])
-                if _name == "_remove_tree":
+                if _name == "remove_tree":
                     next(p for p in args[0].rglob("*") if p.is_file()).unlink()
                 raise _Crash(f"crash at call {crash_at}: {_name}")
             return _real(*args)
 
-        monkeypatch.setattr(checkpoint_module, name, wrapper)
+        monkeypatch.setattr(atomic_module, name, wrapper)
 
 
 @pytest.mark.parametrize("new_step", [2, 1], ids=["new_step", "resave_same_step"])
@@ -204,7 +204,7 @@ def test_a_crash_at_any_write_leaves_a_complete_loadable_checkpoint(
     commit = next(
         i
         for i, (name, args) in enumerate(log, start=1)
-        if name == "_replace" and args[1] == tmp_path / "count" / commit_target
+        if name == "replace" and args[1] == tmp_path / "count" / commit_target
     )
     assert len(log) > commit + 2  # more writes come after the commit point
     for crash_at in range(1, len(log) + 1):

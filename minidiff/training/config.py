@@ -1,0 +1,84 @@
+"""The settings of a training run (`TrainConfig`) and the learning-rate warmup.
+
+The defaults are the DDPM CIFAR-10 run of Ho et al. (2020), Appendix B.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
+
+__all__ = ["PRECISIONS", "Precision", "TRAJECTORY_KEYS", "TrainConfig", "warmup_lr"]
+
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+# Settings that change the trajectory: a resumed run must use the saved values.
+TRAJECTORY_KEYS = (
+    "lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "batch_size",
+    "seed", "precision", "num_bins",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The settings of a training run; the defaults are the DDPM CIFAR-10 run."""
+
+    lr: float = 2e-4  # Ho et al. (2020), Appendix B: 2e-4 for CIFAR-10
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's (beta1, beta2), Kingma & Ba defaults
+    weight_decay: float = 0.0  # DDPM uses plain Adam: no decoupled weight decay
+    warmup_steps: int = 5000  # linear LR warmup over 5000 steps (the DDPM code)
+    grad_clip: float | None = 1.0  # clip the global gradient norm to 1 (the DDPM code); None: off
+    ema_decay: float = 0.9999  # Appendix B: EMA decay 0.9999
+    batch_size: int = 128  # Appendix B: batch size 128 for CIFAR-10
+    steps: int = 800_000  # Appendix B: 800k steps for CIFAR-10
+    log_every: int = 100  # one metrics.jsonl line every this many steps
+    sample_every: int = 0  # call the sample callback every this many steps; 0: never
+    checkpoint_every: int = 5000  # save a checkpoint every this many steps; 0: only at the end
+    keep_last: int | None = 3  # keep this many checkpoints; None: all
+    seed: int = 0  # seeds every generator of the run
+    max_nonfinite_in_a_row: int = 5  # stop after this many skipped (non-finite) steps in a row
+    precision: Precision = "auto"  # auto: bf16 autocast on CUDA if supported, else fp32
+    channels_last: bool = False  # channels-last memory format for 4-D inputs (CUDA only)
+    compile: bool = False  # wrap the model's forward in torch.compile
+    num_bins: int | None = 256  # 8-bit data for the L_0 decoder; None for continuous data
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "ema_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0.0 <= self.ema_decay <= 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1], got {self.ema_decay!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
+        positive = ("batch_size", "log_every", "max_nonfinite_in_a_row")
+        non_negative = ("warmup_steps", "steps", "sample_every", "checkpoint_every", "seed")
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            low = 1 if name in positive else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.keep_last is not None and (
+            not isinstance(self.keep_last, int) or self.keep_last < 1
+        ):
+            raise ValueError(
+                f"keep_last must be a positive integer or None, got {self.keep_last!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.num_bins is not None and (not isinstance(self.num_bins, int) or self.num_bins < 2):
+            raise ValueError(f"num_bins must be an integer >= 2 or None, got {self.num_bins!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (what a checkpoint stores)."""
+        return asdict(self)
+
+
+def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based): ``lr * min(1, (step + 1) / warmup)``."""
+    if warmup_steps == 0:
+        return lr
+    return lr * min(1.0, (step + 1) / warmup_steps)
