@@ -21,15 +21,16 @@ JSON keeps every run), the memory the minimum over the rounds.
 
 FLOPs. The analytic count adds the multiply-accumulates (MACs) of every convolution,
 linear layer and attention matrix product of one forward pass for one image, walking the
-architecture (`analytic_macs`): a 3x3 conv from C_in to C_out on an H x W output costs
-9 C_in C_out H W MACs; attention over N = H W positions costs 4 N C^2 (q, k, v and the
-output projection) + 2 N^2 C (q k^T and the weighted sum of v). Normalisation,
-activations, softmax and additions are left out (under 1% here). One MAC is counted as 2
-FLOPs (a multiply and an add), the convention of ``torch.utils.flop_counter``, which
-serves as an independent check (its count is reported too). The paper's network comes to
-12.44 GFLOPs (6.22 GMACs) per image, 92% of it in convolutions. Achieved GFLOP/s =
-analytic FLOPs x batch / forward time; for the train step the usual estimate backward =
-2 x forward is used, so train GFLOP/s = 3 x forward FLOPs x batch / step time.
+architecture (`minidiff.nn.flops.unet_forward_macs`): a 3x3 conv from C_in to C_out on
+an H x W output costs 9 C_in C_out H W MACs; attention over N = H W positions costs 4 N
+C^2 (q, k, v and the output projection) + 2 N^2 C (q k^T and the weighted sum of v).
+Normalisation, activations, softmax and additions are left out (under 1% here). One MAC
+is counted as 2 FLOPs (a multiply and an add), the convention of
+``torch.utils.flop_counter``, which serves as an independent check (its count is
+reported too). The paper's network comes to 12.44 GFLOPs (6.22 GMACs) per image, 92% of
+it in convolutions. Achieved GFLOP/s = analytic FLOPs x batch / forward time; for the
+train step the usual estimate backward = 2 x forward is used, so train GFLOP/s = 3 x
+forward FLOPs x batch / step time.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/unet.py [--threads N] [--repeats R] [--rounds K]
 Writes benchmarks/results/unet.json.
@@ -53,6 +54,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from minidiff.nn.flops import unet_forward_macs  # noqa: E402
 from minidiff.nn.unet import UNet, UNetConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "unet.json"
@@ -78,55 +80,6 @@ def diffusers_config(dropout: float = 0.1) -> dict:
         freq_shift=1,
         dropout=dropout,
     )
-
-
-def analytic_macs(c: UNetConfig) -> dict[str, int]:
-    """Multiply-accumulates of one forward pass for one image, by kind of layer."""
-    macs = {"conv": 0, "linear": 0, "attention_matmul": 0}
-    base, time_channels = c.base_channels, 4 * c.base_channels
-    out_channels = c.out_channels or c.in_channels
-    macs["linear"] += base * time_channels + time_channels * time_channels  # time MLP
-
-    def res_block(c_in: int, c_out: int, size: int) -> None:
-        macs["conv"] += 9 * size * size * c_out * (c_in + c_out)  # conv1, conv2
-        macs["conv"] += size * size * c_out * c_in if c_in != c_out else 0  # 1x1 skip
-        macs["linear"] += time_channels * c_out  # time projection
-
-    def attention(channels: int, size: int) -> None:
-        n = size * size
-        macs["linear"] += 4 * n * channels * channels  # q, k, v, output projection
-        macs["attention_matmul"] += 2 * n * n * channels  # q k^T, weights v
-
-    size, channels = c.image_size, base
-    macs["conv"] += 9 * size * size * base * c.in_channels  # input conv
-    saved = [channels]
-    levels = len(c.channel_mults)
-    for level, mult in enumerate(c.channel_mults):
-        for _ in range(c.num_res_blocks):
-            res_block(channels, base * mult, size)
-            channels = base * mult
-            if size in c.attention_resolutions:
-                attention(channels, size)
-            saved.append(channels)
-        if level < levels - 1:
-            size //= 2
-            macs["conv"] += 9 * size * size * channels * channels  # stride-2 conv
-            saved.append(channels)
-    res_block(channels, channels, size)
-    attention(channels, size)
-    res_block(channels, channels, size)
-    for level in reversed(range(levels)):
-        for _ in range(c.num_res_blocks + 1):
-            out = base * c.channel_mults[level]
-            res_block(channels + saved.pop(), out, size)
-            channels = out
-            if size in c.attention_resolutions:
-                attention(channels, size)
-        if level > 0:
-            size *= 2
-            macs["conv"] += 9 * size * size * channels * channels  # conv after upsampling
-    macs["conv"] += 9 * size * size * out_channels * channels  # output conv
-    return macs
 
 
 def _peak_rss_mb() -> float:
@@ -249,7 +202,7 @@ def main(
     in a fresh subprocess doing ``repeats`` timed steps, so that a load that comes and
     goes on a shared machine hits both alike; every time is the minimum over all runs.
     """
-    macs = analytic_macs(UNetConfig())
+    macs = unet_forward_macs(UNetConfig())
     gflops = 2 * sum(macs.values()) / 1e9  # FLOP = 2 x MAC
     runs: dict[str, list[dict]] = {name: [] for name in models}
     for round_index in range(rounds):

