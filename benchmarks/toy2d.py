@@ -146,19 +146,24 @@ def run_dataset(
 
 
 def format_table(rows: list[dict]) -> str:
-    """The results as a fixed-width text table."""
+    """The results as a fixed-width text table; rows that name their ``implementation``
+    (as `benchmarks/toy2d_torch.py`'s do) get an ``impl`` column after the dataset."""
+    with_impl = any("implementation" in r for r in rows)
+    impl_header = f"{'impl':<7}" if with_impl else ""
     header = (
-        f"{'dataset':<13}{'steps':>6}{'train s':>9}{'cpu s':>8}{'steps/s':>9}{'thr':>5}"
-        f"{'SW':>8}{'SW floor':>10}{'SW gauss':>10}{'SW/floor':>10}"
+        f"{'dataset':<13}{impl_header}{'steps':>6}{'train s':>9}{'cpu s':>8}{'steps/s':>9}"
+        f"{'thr':>5}{'SW':>8}{'SW floor':>10}{'SW gauss':>10}{'SW/floor':>10}"
         f"{'MMD2':>10}{'MMD2 floor':>12}{'MMD2 gauss':>12}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
+        impl = f"{r.get('implementation', ''):<7}" if with_impl else ""
         lines.append(
-            f"{r['dataset']:<13}{r['steps']:>6}{r['train_seconds']:>9.1f}{r['train_cpu_seconds']:>8.1f}"
-            f"{r['steps_per_second']:>9.0f}{r['threads']:>5}{r['model_sw']:>8.4f}{r['floor_sw']:>10.4f}"
-            f"{r['baseline_sw']:>10.4f}{r['sw_over_floor']:>10.2f}{r['model_mmd']:>10.1e}"
-            f"{r['floor_mmd']:>12.1e}{r['baseline_mmd']:>12.1e}"
+            f"{r['dataset']:<13}{impl}{r['steps']:>6}{r['train_seconds']:>9.1f}"
+            f"{r['train_cpu_seconds']:>8.1f}{r['steps_per_second']:>9.0f}{r['threads']:>5}"
+            f"{r['model_sw']:>8.4f}{r['floor_sw']:>10.4f}{r['baseline_sw']:>10.4f}"
+            f"{r['sw_over_floor']:>10.2f}{r['model_mmd']:>10.1e}{r['floor_mmd']:>12.1e}"
+            f"{r['baseline_mmd']:>12.1e}"
         )
     return "\n".join(lines)
 

@@ -36,7 +36,12 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` as a package
 
-from benchmarks.toy2d import TARGET_DATASETS, blas_threads, evaluate  # noqa: E402
+from benchmarks.toy2d import (  # noqa: E402
+    TARGET_DATASETS,
+    blas_threads,
+    evaluate,
+    format_table,
+)
 from minidiff.diffusion import GaussianDiffusion  # noqa: E402
 from minidiff.nn.mlp import ToyMLP  # noqa: E402
 from minidiff.process import Schedule  # noqa: E402
@@ -177,25 +182,6 @@ def run_dataset(
         **{f"{key}_{metric}": v for key, row in scores.items() for metric, v in row.items()},
         "sw_over_floor": scores["model"]["sw"] / scores["floor"]["sw"],
     }
-
-
-def format_table(rows: list[dict]) -> str:
-    """The columns of `benchmarks/toy2d.py`, with the implementation after the dataset."""
-    header = (
-        f"{'dataset':<13}{'impl':<7}{'steps':>6}{'train s':>9}{'cpu s':>8}{'steps/s':>9}"
-        f"{'thr':>5}{'SW':>8}{'SW floor':>10}{'SW gauss':>10}{'SW/floor':>10}"
-        f"{'MMD2':>10}{'MMD2 floor':>12}{'MMD2 gauss':>12}"
-    )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        lines.append(
-            f"{r['dataset']:<13}{r['implementation']:<7}{r['steps']:>6}{r['train_seconds']:>9.1f}"
-            f"{r['train_cpu_seconds']:>8.1f}{r['steps_per_second']:>9.0f}{r['threads']:>5}"
-            f"{r['model_sw']:>8.4f}{r['floor_sw']:>10.4f}{r['baseline_sw']:>10.4f}"
-            f"{r['sw_over_floor']:>10.2f}{r['model_mmd']:>10.1e}{r['floor_mmd']:>12.1e}"
-            f"{r['baseline_mmd']:>12.1e}"
-        )
-    return "\n".join(lines)
 
 
 def main(

@@ -19,7 +19,7 @@ from minidiff.diffusion import GaussianDiffusion, TorchDenoiser
 from minidiff.process import linear_schedule
 from minidiff.toy.datasets import eight_gaussians_mixture
 from minidiff.toy.metrics import mmd
-from tests.tolerances import N_STANDARD_ERRORS
+from tests.tolerances import ATOL_LOOSE, N_STANDARD_ERRORS, RTOL_LOOSE
 
 MIXTURE = eight_gaussians_mixture()  # 8 modes of std 0.1: a demanding multimodal target
 SCHEDULE = linear_schedule(1000)
@@ -66,3 +66,19 @@ def numpy_noise(rng: np.random.Generator):
     """A noise source for the torch samplers that draws ``rng.standard_normal(shape)``:
     the NumPy samplers' draws, in the same order."""
     return lambda shape: torch.from_numpy(rng.standard_normal(tuple(shape)))
+
+
+def assert_parameterizations_agree(sampler, options: dict) -> None:
+    """Run ``sampler`` with the exact oracle in each parameterization (eps, x0, v) from the
+    same x_T and generator seed (linear schedule, T = 50) and assert the samples agree to
+    round-off."""
+    schedule = linear_schedule(50)
+    results = []
+    for parameterization in ("eps", "x0", "v"):
+        denoiser, diffusion = exact(schedule, parameterization)
+        generator = torch.Generator().manual_seed(9)
+        results.append(
+            sampler(denoiser, diffusion, starting_noise(64), generator=generator, **options)
+        )
+    for other in results[1:]:
+        torch.testing.assert_close(other, results[0], rtol=RTOL_LOOSE, atol=ATOL_LOOSE)

@@ -13,6 +13,7 @@ from minidiff.diffusion.samplers import SPACINGS, sample_ancestral, sample_ddim
 from minidiff.process import linear_schedule, rescale_zero_terminal_snr
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
+    assert_parameterizations_agree,
     assert_reproduces_mixture,
     exact,
     numpy_noise,
@@ -162,13 +163,4 @@ def test_langevin_samplers_reject_bad_arguments_and_document_their_trajectories(
 def test_eps_x0_and_v_parameterizations_give_the_same_langevin_samplers(sampler, options):
     """With the exact oracle in each parameterization (eps, x0, v), the same x_T and the
     same generator seed give the same samples to round-off (linear schedule, T = 50)."""
-    schedule = linear_schedule(50)
-    results = []
-    for parameterization in ("eps", "x0", "v"):
-        denoiser, diffusion = exact(schedule, parameterization)
-        results.append(sampler(
-            denoiser, diffusion, starting_noise(64), generator=torch.Generator().manual_seed(9),
-            **options,
-        ))  # fmt: skip
-    for other in results[1:]:
-        torch.testing.assert_close(other, results[0], rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
+    assert_parameterizations_agree(sampler, options)

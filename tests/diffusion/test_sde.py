@@ -20,6 +20,7 @@ from minidiff.process import linear_schedule
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
     SCHEDULE,
+    assert_parameterizations_agree,
     assert_reproduces_mixture,
     exact,
     numpy_noise,
@@ -200,16 +201,7 @@ def test_ode_solvers_converge_at_their_order(ode_reference, method, spacing, low
 def test_eps_x0_and_v_parameterizations_give_the_same_sampler(sampler, options):
     """With the exact oracle in each parameterization, the same x_T and generator seed
     give the same samples to round-off (linear schedule, T = 50)."""
-    schedule = linear_schedule(50)
-    results = []
-    for parameterization in ("eps", "x0", "v"):
-        denoiser, diffusion = exact(schedule, parameterization)
-        results.append(sampler(
-            denoiser, diffusion, starting_noise(64), generator=torch.Generator().manual_seed(9),
-            **options,
-        ))  # fmt: skip
-    for other in results[1:]:
-        torch.testing.assert_close(other, results[0], rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
+    assert_parameterizations_agree(sampler, options)
 
 
 @settings(max_examples=25)
