@@ -145,6 +145,25 @@ def run_dataset(
     }
 
 
+def write_results(out: Path, settings: dict, rows: list[dict], **versions: str) -> None:
+    """Write settings, the machine (plus ``versions``, e.g. torch's) and the rows to ``out``
+    as JSON, through a temporary file renamed into place."""
+    machine = dict(
+        python=platform.python_version(),
+        numpy=np.__version__,
+        **versions,
+        processor=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".tmp")
+    temporary.write_text(
+        json.dumps({"settings": settings, "machine": machine, "rows": rows}, indent=2)
+    )
+    os.replace(temporary, out)
+    print(f"\nwrote {out}")
+
+
 def format_table(rows: list[dict]) -> str:
     """The results as a fixed-width text table; rows that name their ``implementation``
     (as `benchmarks/toy2d_torch.py`'s do) get an ``impl`` column after the dataset."""
@@ -215,22 +234,10 @@ def main(
             )
     if out is not None:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         settings = dict(
             steps=steps, T=T, n_train=n_train, n_samples=n_samples, seed=seed, repeats=repeats
         )
-        machine = dict(
-            python=platform.python_version(),
-            numpy=np.__version__,
-            processor=platform.processor() or platform.machine(),
-            cpu_count=os.cpu_count(),
-        )
-        temporary = out.with_name(out.name + ".tmp")
-        temporary.write_text(
-            json.dumps({"settings": settings, "machine": machine, "rows": rows}, indent=2)
-        )
-        os.replace(temporary, out)
-        print(f"\nwrote {out}")
+        write_results(out, settings, rows)
     return rows
 
 

@@ -23,8 +23,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -41,6 +39,7 @@ from benchmarks.toy2d import (  # noqa: E402
     blas_threads,
     evaluate,
     format_table,
+    write_results,
 )
 from minidiff.diffusion import GaussianDiffusion  # noqa: E402
 from minidiff.nn.mlp import ToyMLP  # noqa: E402
@@ -222,20 +221,7 @@ def main(
         print(f"{name}: SW torch / SW numpy = {ratio:.2f}")
     if out is not None:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        machine = dict(
-            python=platform.python_version(),
-            numpy=np.__version__,
-            torch=torch.__version__,
-            processor=platform.processor() or platform.machine(),
-            cpu_count=os.cpu_count(),
-        )
-        temporary = out.with_name(out.name + ".tmp")
-        temporary.write_text(
-            json.dumps({"settings": settings, "machine": machine, "rows": rows}, indent=2)
-        )
-        os.replace(temporary, out)
-        print(f"\nwrote {out}")
+        write_results(out, settings, rows, torch=torch.__version__)
     return rows
 
 

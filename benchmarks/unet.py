@@ -54,32 +54,13 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from minidiff.nn.convert import diffusers_ddpm_cifar10_config  # noqa: E402
 from minidiff.nn.flops import unet_forward_macs  # noqa: E402
 from minidiff.nn.unet import UNet, UNetConfig  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "unet.json"
 MODELS = ("minidiff", "diffusers")
 TARGET_TRAIN_RATIO = 1.0  # minidiff's train step time / diffusers'
-
-
-def diffusers_config(dropout: float = 0.1) -> dict:
-    """google/ddpm-cifar10-32's UNet2DModel configuration, with the paper's dropout."""
-    return dict(
-        sample_size=32,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(128, 256, 256, 256),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-        layers_per_block=2,
-        attention_head_dim=None,
-        norm_num_groups=32,
-        norm_eps=1e-6,
-        downsample_padding=0,
-        flip_sin_to_cos=False,
-        freq_shift=1,
-        dropout=dropout,
-    )
 
 
 def _peak_rss_mb() -> float:
@@ -93,7 +74,7 @@ def _build(name: str) -> tuple[torch.nn.Module, object]:
     elif name == "diffusers":
         from diffusers import UNet2DModel
 
-        model = UNet2DModel(**diffusers_config())
+        model = UNet2DModel(**diffusers_ddpm_cifar10_config(dropout=0.1))
         return model, lambda x, t: model(x, t).sample
     else:
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")

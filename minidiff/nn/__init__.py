@@ -6,7 +6,11 @@ and analytic FLOP counts.
 """
 
 from minidiff.nn.blocks import AttentionBlock, Downsample, ResBlock, Upsample
-from minidiff.nn.convert import convert_diffusers_state_dict, load_diffusers_unet_state_dict
+from minidiff.nn.convert import (
+    convert_diffusers_state_dict,
+    diffusers_ddpm_cifar10_config,
+    load_diffusers_unet_state_dict,
+)
 from minidiff.nn.embedding import TimeEmbedding, sinusoidal_embedding
 from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops, unet_forward_macs
 from minidiff.nn.mlp import ToyMLP
@@ -18,6 +22,7 @@ __all__ = [
     "ResBlock",
     "Upsample",
     "convert_diffusers_state_dict",
+    "diffusers_ddpm_cifar10_config",
     "load_diffusers_unet_state_dict",
     "TimeEmbedding",
     "sinusoidal_embedding",

@@ -29,7 +29,40 @@ import torch
 
 from minidiff.nn.unet import UNet
 
-__all__ = ["diffusers_key", "convert_diffusers_state_dict", "load_diffusers_unet_state_dict"]
+__all__ = [
+    "diffusers_ddpm_cifar10_config",
+    "diffusers_key",
+    "convert_diffusers_state_dict",
+    "load_diffusers_unet_state_dict",
+]
+
+
+def diffusers_ddpm_cifar10_config(
+    block_out_channels: tuple[int, ...] = (128, 256, 256, 256), **overrides
+) -> dict:
+    """The arguments of diffusers' ``UNet2DModel`` for google/ddpm-cifar10-32, the layout
+    this converter reads (``block_out_channels`` may be scaled down for small tests;
+    ``overrides`` set any other argument, e.g. ``dropout=0.1``, the paper's value)."""
+    config = dict(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=tuple(block_out_channels),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=2,
+        attention_head_dim=None,
+        norm_num_groups=32,
+        norm_eps=1e-6,
+        downsample_padding=0,
+        flip_sin_to_cos=False,
+        freq_shift=1,
+        act_fn="silu",
+        time_embedding_type="positional",
+        center_input_sample=False,
+    )
+    return {**config, **overrides}
+
 
 # minidiff name -> diffusers name, applied in order to a parameter's dotted name.
 _RULES: tuple[tuple[str, str], ...] = (

@@ -9,34 +9,12 @@ from diffusers import UNet2DModel
 
 from minidiff.nn.convert import (
     convert_diffusers_state_dict,
+    diffusers_ddpm_cifar10_config,
     diffusers_key,
     load_diffusers_unet_state_dict,
 )
 from minidiff.nn.embedding import sinusoidal_embedding
 from minidiff.nn.unet import UNet
-
-
-def _diffusers_ddpm_config(block_out_channels=(128, 256, 256, 256), **extra) -> dict:
-    """google/ddpm-cifar10-32's UNet2DModel configuration (channels may be scaled down)."""
-    return dict(
-        sample_size=32,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=block_out_channels,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-        layers_per_block=2,
-        attention_head_dim=None,
-        norm_num_groups=32,
-        norm_eps=1e-6,
-        downsample_padding=0,
-        flip_sin_to_cos=False,
-        freq_shift=1,
-        act_fn="silu",
-        time_embedding_type="positional",
-        center_input_sample=False,
-        **extra,
-    )
 
 
 class _Float64Timesteps(torch.nn.Module):
@@ -57,7 +35,7 @@ def test_full_ddpm_cifar10_key_mapping_is_one_to_one():
     (both built on the meta device: names and shapes only)."""
     with torch.device("meta"):
         ours = UNet.ddpm_cifar10()
-        reference = UNet2DModel(**_diffusers_ddpm_config())
+        reference = UNet2DModel(**diffusers_ddpm_cifar10_config())
     converted = convert_diffusers_state_dict(ours, reference.state_dict())
     assert converted.keys() == ours.state_dict().keys()
     assert len(converted) == len(reference.state_dict())
@@ -73,7 +51,7 @@ def test_converted_network_matches_diffusers_output(num_classes):
     scale). Same block layout as DDPM CIFAR-10 with channels (32, 64, 64, 64)."""
     channels = (32, 64, 64, 64)
     extra = {} if num_classes is None else {"num_class_embeds": num_classes}
-    reference = UNet2DModel(**_diffusers_ddpm_config(channels, **extra)).double().eval()
+    reference = UNet2DModel(**diffusers_ddpm_cifar10_config(channels, **extra)).double().eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in reference.parameters():
@@ -134,7 +112,7 @@ def test_wrong_architecture_is_refused():
     """Weights of the DDPM layout do not load into a net with attention elsewhere: the
     error names the attention keys that do not match."""
     with torch.device("meta"):
-        reference = UNet2DModel(**_diffusers_ddpm_config((32, 64, 64, 64)))
+        reference = UNet2DModel(**diffusers_ddpm_cifar10_config((32, 64, 64, 64)))
         ours = UNet.ddpm_cifar10(base_channels=32, attention_resolutions=(8,))
     with pytest.raises(ValueError, match="down_blocks.1.attentions.0"):
         convert_diffusers_state_dict(ours, reference.state_dict())
