@@ -32,7 +32,7 @@ from minidiff.nn.mlp import ToyMLP
 from minidiff.nn.unet import UNet
 from minidiff.process import SCHEDULES, make_schedule
 from minidiff.toy.train import toy_schedule
-from minidiff.training.config import TrainConfig
+from minidiff.training.config import MemoryFormat, Precision, TrainConfig
 
 __all__ = [
     "PRESETS",
@@ -57,7 +57,7 @@ Sampler = Literal["ancestral", "ddim"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.toy.toy_schedule`
 # training-set sizes, for the epochs in `describe` (2-D data is drawn fresh: no entry)
-DATASET_SIZES = {"cifar10": 50_000, "digits": 1_797}
+DATASET_SIZES = {"cifar10": 50_000, "digits": 1_438}  # digits: the train split
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,17 @@ class Preset:
     # -- sampling
     sampler: Sampler  # "ancestral" (Ho et al. 2020, alg. 2) or "ddim" (Song et al. 2021)
     sampling_steps: int | None  # DDIM steps; None: all T steps
+    sampling_eta: float  # DDIM's eta (Song et al. 2021, eq. 16): 0 deterministic, 1 stochastic
     num_samples: int  # samples drawn for a figure or an evaluation
+    # -- speed and bookkeeping (passed on to the `TrainConfig`; they do not change the math
+    # except precision, which is a trajectory setting of a resumed run)
+    precision: Precision = "auto"  # "auto": bf16 autocast on CUDA where supported, else fp32
+    memory_format: MemoryFormat = "auto"  # "auto": channels_last on CUDA, else contiguous
+    compile: bool = False  # wrap the model's forward in torch.compile
+    log_every: int = 100  # one metrics.jsonl line every this many steps
+    sample_every: int = 0  # a sample grid (`minidiff.runs.train`) every this many steps; 0: never
+    checkpoint_every: int = 5000  # a checkpoint every this many steps; 0: only at the end
+    keep_last: int | None = 3  # checkpoints kept; None: all
 
     def __post_init__(self) -> None:
         choices = {
@@ -121,17 +131,23 @@ class Preset:
                              f"got {self.sampling_steps!r}")  # fmt: skip
         if self.model == "unet" and self.image_size is None:
             raise ValueError("image_size is required for model 'unet', got None")
+        eta = self.sampling_eta
+        if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0.0 <= eta < math.inf):
+            raise ValueError(f"sampling_eta must be a finite number >= 0, got {eta!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         self.train_config()  # validates the training settings
 
     def train_config(self, **overrides: Any) -> TrainConfig:
-        """The `TrainConfig` of this preset (its other fields keep their defaults unless
-        given in ``overrides``, e.g. ``log_every``, ``checkpoint_every``)."""
+        """The `TrainConfig` of this preset; ``overrides`` replace any of its settings
+        (the fields the preset lacks, e.g. ``betas``, keep `TrainConfig`'s defaults)."""
         settings = dict(
             lr=self.lr, batch_size=self.batch_size, steps=self.steps,
             warmup_steps=self.warmup_steps, grad_clip=self.grad_clip, ema_decay=self.ema_decay,
-            num_bins=self.num_bins, seed=self.seed,
+            num_bins=self.num_bins, seed=self.seed, precision=self.precision,
+            memory_format=self.memory_format, compile=self.compile, log_every=self.log_every,
+            sample_every=self.sample_every, checkpoint_every=self.checkpoint_every,
+            keep_last=self.keep_last,
         )  # fmt: skip
         return TrainConfig(**{**settings, **overrides})
 
@@ -163,7 +179,8 @@ _CIFAR10 = Preset(
     ema_decay=0.9999,  # app. B
     num_bins=256,  # sec. 3.3: 8-bit data, discrete decoder
     seed=0,
-    sampler="ancestral", sampling_steps=None, num_samples=50_000,  # alg. 2; FID on 50k
+    sampler="ancestral", sampling_steps=None, sampling_eta=0.0,  # alg. 2
+    num_samples=50_000,  # FID on 50k samples
 )  # fmt: skip
 
 # fmt: off
@@ -178,16 +195,19 @@ _PRESETS: dict[str, Preset] = {
         num_res_blocks=1, steps=100_000, sampler="ddim", sampling_steps=100,
         num_samples=10_000,
     ),
-    # 16x16 digits (17 levels, u / 8 - 1 for u in 0..16: num_bins=17 puts the decoder's
-    # bins on them), a `UNet.tiny`-sized net (0.7M parameters) without dropout: 25 GFLOPs
-    # per step at batch 64, so 1500 steps (3.8e13 FLOPs, 53 epochs) take ~20 minutes at
-    # ~30 GFLOP/s on two CPU cores (plausible values, to be tuned by a benchmark)
+    # the 8x8 digits as they are (17 levels, u / 8 - 1 for u in 0..16: num_bins=17 puts
+    # the decoder's bins on them), a `UNet.tiny`-sized net (0.7M parameters, levels 8x8
+    # and 4x4, attention at 4x4) without dropout: 6.2 GFLOPs per step at batch 64, about
+    # 8 steps/s on two CPU cores, so 4500 steps (200 epochs of the train split) take about
+    # 9 minutes. DDIM with eta = 1 (stochastic, 50 steps) scores clearly better than
+    # eta = 0 for this small a network (benchmarks/digits.py and benchmarks/README.md).
     "digits": replace(
-        _CIFAR10, name="digits", dataset="digits", image_size=16, pad_to=16,
+        _CIFAR10, name="digits", dataset="digits", image_size=8, pad_to=None,
         random_flip=False, in_channels=1, base_channels=32, channel_mults=(1, 2),
-        num_res_blocks=1, attention_resolutions=(8,), dropout=0.0, lr=1e-3, batch_size=64,
-        steps=1500, warmup_steps=100, ema_decay=0.999, num_bins=17, sampler="ddim",
-        sampling_steps=100, num_samples=64,
+        num_res_blocks=1, attention_resolutions=(4,), dropout=0.0, lr=1e-3, batch_size=64,
+        steps=4500, warmup_steps=100, ema_decay=0.999, num_bins=17, sampler="ddim",
+        sampling_steps=50, sampling_eta=1.0, num_samples=64, log_every=50,
+        sample_every=500, checkpoint_every=500,
     ),
     # the 2-D benchmark's settings (`minidiff.toy.train` defaults): ToyMLP, T = 200
     "toy2d": replace(

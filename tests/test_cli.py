@@ -13,6 +13,7 @@ from minidiff.cli import DEMO_DATASETS, SAMPLERS, main
 from minidiff.toy.datasets import DATASETS
 
 TINY = ["--steps", "20", "--n-samples", "40", "--no-progress"]
+DIGITS_TINY = ["--digits-steps", "4", "--digits-samples", "16", "--threads", "1"]
 METRIC_KEYS = {"sliced_wasserstein", "mmd", "energy_distance"}
 
 
@@ -60,8 +61,31 @@ def test_toy_writes_a_figure_and_metrics(tmp_path, sampler):
 def demo_out(tmp_path_factory):
     """One tiny `minidiff demo --quick` run shared by the demo tests."""
     out = tmp_path_factory.mktemp("demo") / "demo"
-    assert main(["demo", "--out", str(out), "--quick", *TINY]) == 0
+    assert main(["demo", "--out", str(out), "--quick", *TINY, *DIGITS_TINY]) == 0
     return out
+
+
+def test_demo_trains_samples_and_scores_the_digits_model(demo_out):
+    """The digits part of the demo writes its run (checkpoint, metrics.jsonl, the grids
+    drawn during training), the sample grid, the loss plot and metrics.json holding the
+    classifier's scores of the samples, and the report shows them; a second demo into
+    the same folder is refused (exit 2) and leaves it as it was."""
+    digits = demo_out / "digits"
+    metrics = read_metrics(digits / "metrics.json")
+    assert metrics["steps"] == 4 and metrics["quality"]["n_samples"] == 16
+    assert 0.0 <= metrics["quality"]["confident_share"] <= 1.0
+    assert sum(metrics["quality"]["class_counts"]) == 16
+    assert metrics["grid_steps"] == [1, 2, 3, 4]
+    for name in ("samples.png", "loss.png", "run/metrics.jsonl", "run/run.json"):
+        assert (digits / name).is_file()
+    assert (digits / "run" / "checkpoints" / "latest.json").is_file()
+    report = (demo_out / "report.md").read_text(encoding="utf-8")
+    assert "## digits" in report and "confidence >= 0.9" in report
+    before = sorted(str(p) for p in demo_out.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(demo_out), *TINY, *DIGITS_TINY])
+    assert exit_info.value.code == 2
+    assert sorted(str(p) for p in demo_out.rglob("*")) == before
 
 
 def test_demo_runs_two_datasets_and_writes_a_report(demo_out):
@@ -97,7 +121,7 @@ def test_toy_is_reproducible_given_the_seed(tmp_path, demo_out):
             "--ddim-steps",
         ),
         (["toy", "--dataset", "moons", "--bogus"], "unrecognized arguments"),
-        (["train"], "invalid choice"),
+        (["fit"], "invalid choice"),
         (["demo", "--steps", "-3"], "expected an integer >= 1"),
         (["demo", "--n-samples", "many"], "expected an integer >= 2"),
     ],

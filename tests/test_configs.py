@@ -19,6 +19,7 @@ from minidiff.configs import (
     override,
     preset,
 )
+from minidiff.data import load_digits
 from minidiff.nn.flops import unet_forward_flops
 from minidiff.nn.mlp import ToyMLP
 from minidiff.nn.unet import UNet, UNetConfig
@@ -83,10 +84,13 @@ def test_cifar10_preset_training_is_the_paper_recipe():
 
 
 def test_digits_and_toy_presets_use_their_data_grids():
-    """digits: 16x16 padded images on the 17-level grid (num_bins=17); toy2d: continuous
-    2-D data (num_bins=None) with the T-scaled toy schedule."""
+    """digits: the 8x8 images as they are, on the 17-level grid (num_bins=17: the data's
+    levels u / 8 - 1 are the decoder's bin centres); toy2d: continuous 2-D data
+    (num_bins=None) with the T-scaled toy schedule."""
     digits, toy = preset("digits"), preset("toy2d")
-    assert (digits.image_size, digits.pad_to, digits.num_bins) == (16, 16, 17)
+    assert (digits.image_size, digits.pad_to, digits.num_bins) == (8, None, 17)
+    bins = (torch.unique(load_digits(dtype=torch.float64)) + 1) * (digits.num_bins - 1) / 2
+    assert torch.equal(bins, bins.round()) and 0 <= bins.min() and bins.max() <= 16
     assert toy.num_bins is None and toy.schedule == "toy"
     assert build_diffusion(toy).schedule.beta[toy.T] == pytest.approx(20.0 / toy.T)
 
@@ -152,3 +156,38 @@ def test_override_parses_none_literals_and_empty_tuples():
     assert (p.grad_clip, p.attention_resolutions, p.sampling_steps) == (0.5, (), 50)
     assert p.num_bins is None and base.num_bins == 256
     assert isinstance(p, Preset)
+
+
+def test_speed_and_bookkeeping_fields_reach_the_train_config():
+    """precision, memory_format, compile, log_every, sample_every, checkpoint_every and
+    keep_last are preset fields, overridable by name, and passed on to the TrainConfig."""
+    names = ("precision", "memory_format", "compile", "log_every", "sample_every",
+             "checkpoint_every", "keep_last")  # fmt: skip
+    for name in PRESETS:
+        p = preset(name)
+        config = p.train_config()
+        assert all(getattr(config, field) == getattr(p, field) for field in names)
+    p = override(preset("digits"), ["precision=bf16", "memory_format=channels_last",
+                                    "compile=true", "log_every=7", "sample_every=11",
+                                    "checkpoint_every=13", "keep_last=none"])  # fmt: skip
+    config = p.train_config()
+    assert (config.precision, config.memory_format, config.compile) == (
+        "bf16",
+        "channels_last",
+        True,
+    )
+    assert (config.log_every, config.sample_every, config.checkpoint_every) == (7, 11, 13)
+    assert config.keep_last is None
+
+
+@pytest.mark.parametrize(
+    ("assignment", "match"),
+    [("precision=fp16", "'fp16'.*'precision'"), ("memory_format=nhwc", "'nhwc'.*'memory_format'"),
+     ("log_every=0", "log_every must be"), ("keep_last=0", "keep_last must be"),
+     ("compile=perhaps", "'perhaps'.*'compile'.*bool")],
+)  # fmt: skip
+def test_bad_speed_and_bookkeeping_values_are_refused_by_name(assignment, match):
+    """A precision or memory format outside its options, a zero interval or keep_last, or a
+    non-boolean compile is a ValueError naming the field and the value."""
+    with pytest.raises(ValueError, match=match):
+        override(preset("digits"), [assignment])

@@ -15,7 +15,13 @@ from minidiff.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from minidiff.training.config import PRECISIONS, TrainConfig, warmup_lr
+from minidiff.training.config import (
+    MEMORY_FORMATS,
+    PRECISIONS,
+    TrainConfig,
+    resolve_memory_format,
+    warmup_lr,
+)
 from minidiff.training.distributed import (
     DistributedContext,
     cleanup_distributed,
@@ -27,6 +33,7 @@ from minidiff.training.trainer import METRIC_KEYS, NonFiniteLossError, Trainer
 
 __all__ = [
     "EMA",
+    "MEMORY_FORMATS",
     "METRIC_KEYS",
     "PRECISIONS",
     "CheckpointError",
@@ -39,6 +46,7 @@ __all__ = [
     "cleanup_distributed",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "resolve_memory_format",
     "restore_rng_state",
     "save_checkpoint",
     "setup_distributed",

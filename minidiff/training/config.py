@@ -9,10 +9,16 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
-__all__ = ["PRECISIONS", "Precision", "TRAJECTORY_KEYS", "TrainConfig", "warmup_lr"]
+__all__ = [
+    "MEMORY_FORMATS", "MemoryFormat", "PRECISIONS", "Precision", "TRAJECTORY_KEYS",
+    "TrainConfig", "resolve_memory_format", "warmup_lr",
+]  # fmt: skip
 
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# "auto": channels_last on CUDA (where cuDNN's NHWC kernels are faster), contiguous elsewhere
+MemoryFormat = Literal["auto", "channels_last", "contiguous"]
+MEMORY_FORMATS: tuple[str, ...] = get_args(MemoryFormat)
 # Settings that change the trajectory: a resumed run must use the saved values.
 TRAJECTORY_KEYS = (
     "lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "batch_size",
@@ -39,7 +45,7 @@ class TrainConfig:
     seed: int = 0  # seeds every generator of the run
     max_nonfinite_in_a_row: int = 5  # stop after this many skipped (non-finite) steps in a row
     precision: Precision = "auto"  # auto: bf16 autocast on CUDA if supported, else fp32
-    channels_last: bool = False  # channels-last memory format for 4-D inputs (CUDA only)
+    memory_format: MemoryFormat = "auto"  # model and 4-D inputs; auto: channels_last on CUDA
     compile: bool = False  # wrap the model's forward in torch.compile
     num_bins: int | None = 256  # 8-bit data for the L_0 decoder; None for continuous data
 
@@ -69,12 +75,33 @@ class TrainConfig:
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ValueError(
+                f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}"
+            )
         if self.num_bins is not None and (not isinstance(self.num_bins, int) or self.num_bins < 2):
             raise ValueError(f"num_bins must be an integer >= 2 or None, got {self.num_bins!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (what a checkpoint stores)."""
         return asdict(self)
+
+
+def resolve_memory_format(memory_format: str, device_type: str) -> str:
+    """The memory format a run uses: ``"channels_last"`` or ``"contiguous"``.
+
+    Args:
+        memory_format: one of `MEMORY_FORMATS`; ``"auto"`` is channels_last on CUDA
+            (NHWC convolutions run faster there, above all with bf16 tensor cores) and
+            contiguous (NCHW) elsewhere.
+        device_type: the device's type, e.g. ``"cuda"`` or ``"cpu"``.
+    """
+    if memory_format == "auto":
+        return "channels_last" if device_type == "cuda" else "contiguous"
+    elif memory_format in ("channels_last", "contiguous"):
+        return memory_format
+    else:
+        raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
 
 
 def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:

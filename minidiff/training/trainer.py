@@ -45,7 +45,13 @@ from minidiff.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from minidiff.training.config import PRECISIONS, TRAJECTORY_KEYS, TrainConfig, warmup_lr
+from minidiff.training.config import (
+    PRECISIONS,
+    TRAJECTORY_KEYS,
+    TrainConfig,
+    resolve_memory_format,
+    warmup_lr,
+)
 from minidiff.training.distributed import current_rank_and_world, shard
 from minidiff.training.ema import EMA
 from minidiff.training.rng import capture_rng_state, restore_rng_state
@@ -101,6 +107,9 @@ class Trainer:
         progress: show a tqdm bar with the loss and images/s.
         sample_fn: ``sample_fn(ema_model, step)`` called every ``config.sample_every``
             steps with the model holding the EMA weights, in eval mode.
+        run_info: plain data (dicts, lists, strings, numbers, None) stored in each
+            checkpoint's config under ``"run"``, e.g. the preset that built the model
+            (`minidiff.runs` keeps it there, so that a checkpoint alone rebuilds its model).
 
     Attributes:
         step: the steps taken (skipped ones included); ``skipped``: the skipped steps.
@@ -118,6 +127,7 @@ class Trainer:
         resume: bool = False,
         progress: bool = False,
         sample_fn: Callable[[nn.Module, int], Any] | None = None,
+        run_info: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -127,6 +137,11 @@ class Trainer:
         default = first.device if first is not None else torch.device("cpu")
         self.device = torch.device(device) if device is not None else default
         self.model = model.to(self.device)
+        # NHWC: convert the weights once here (before the optimizer and EMA copy them)
+        memory_format = resolve_memory_format(config.memory_format, self.device.type)
+        self.channels_last = memory_format == "channels_last"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.rank, self.world_size = current_rank_and_world()
         if config.batch_size % self.world_size != 0:
             raise ValueError(
@@ -153,6 +168,7 @@ class Trainer:
         self.checkpoint_dir = self.out_dir / CHECKPOINT_DIR
         self.progress = progress
         self.sample_fn = sample_fn
+        self.run_info = run_info
         self.step = 0
         self.skipped = 0
         self.nonfinite_in_a_row = 0
@@ -250,8 +266,9 @@ class Trainer:
         if self.world_size > 1:
             x0, t, eps = (shard(v, self.rank, self.world_size) for v in (x0, t, eps))
             y = None if y is None else shard(y, self.rank, self.world_size)
-        if self.config.channels_last and self.device.type == "cuda" and x0.dim() == 4:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
+        if x0.dim() == 4:  # images in the run's format (image_loader yields NHWC strides)
+            layout = torch.channels_last if self.channels_last else torch.contiguous_format
+            x0, eps = (v.contiguous(memory_format=layout) for v in (x0, eps))
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -388,8 +405,8 @@ class Trainer:
         return save_checkpoint(
             self.checkpoint_dir, model=self.model, ema=self.ema, optimizer=self.optimizer,
             step=self.step, data_state=data_state,
-            rng_state=capture_rng_state(self._generators()), config=self.config.to_dict(),
-            keep_last=self.config.keep_last,
+            rng_state=capture_rng_state(self._generators()),
+            config={**self.config.to_dict(), "run": self.run_info}, keep_last=self.config.keep_last,
         )  # fmt: skip
 
     def load(self, path: str | Path | None = None) -> int:

@@ -284,3 +284,22 @@ def test_progress_bar_runs_to_the_requested_step(tmp_path):
     trainer.progress = True
     trainer.train(4)
     assert trainer.step == 4
+
+
+def test_run_info_is_stored_in_every_checkpoint_and_resume_still_works(tmp_path):
+    """run_info is kept under config["run"] of each checkpoint beside the TrainConfig's
+    settings, and a trainer resumes from such a checkpoint as from any other."""
+    config = TrainConfig(batch_size=4, steps=4, warmup_steps=1, log_every=2,
+                         checkpoint_every=2, num_bins=None, seed=1)  # fmt: skip
+    info = {"preset": {"name": "tiny", "channel_mults": [1, 2]}, "note": None}
+    diffusion = GaussianDiffusion(linear_schedule(T))
+    data = toy_dataset("moons", 10, 0)
+    trainer = Trainer(DropoutDenoiser(), diffusion, data, config, out_dir=tmp_path, run_info=info)
+    trainer.train()
+    for step in (2, 4):
+        state = load_checkpoint(tmp_path / "checkpoints" / f"step_{step:06d}",
+                                model=DropoutDenoiser())  # fmt: skip
+        assert state["config"]["run"] == info
+        assert state["config"]["lr"] == config.lr
+    resumed = Trainer(DropoutDenoiser(), diffusion, data, config, out_dir=tmp_path, resume=True)
+    assert resumed.step == 4

@@ -1,0 +1,68 @@
+"""The ``minidiff`` command line: a thin layer over the package.
+
+    minidiff toy --dataset swissroll --out runs/swissroll   # train and sample a 2-D DDPM
+    minidiff demo --out demo-output                         # the toy on two datasets + report
+    minidiff train --config digits --out runs/digits        # train a preset (minidiff.configs)
+    minidiff train --config cifar10 --dry-run               # its size, cost and a time estimate
+    minidiff sample --checkpoint runs/digits --out grid.png # a sample grid from a checkpoint
+
+Every subcommand validates all of its arguments before it creates a folder or writes a
+file; bad input exits with status 2 and a one-line message on stderr. Files are written
+under a temporary name and renamed into place, so a run that is interrupted never leaves a
+half-written file under the final name. ``minidiff train`` also runs under ``torchrun``
+(``torchrun --nproc_per_node=K -m minidiff train ...``): one process per GPU, rank 0 writes.
+
+One thread is enough for the small problems and usually fastest: run with
+``OMP_NUM_THREADS=1`` (the Makefile sets it), or install ``threadpoolctl``, which the
+toy commands then use to limit the BLAS threads themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from minidiff.cli import demo, sample, toy, train
+from minidiff.cli._common import version
+from minidiff.cli.demo import DEMO_DATASETS, run_demo
+from minidiff.cli.toy import SAMPLERS, ToySettings, run_toy
+
+__all__ = [
+    "DEMO_DATASETS",
+    "SAMPLERS",
+    "ToySettings",
+    "build_parser",
+    "main",
+    "run_demo",
+    "run_toy",
+]
+
+COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample}
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="minidiff",
+        description="Diffusion models built from scratch, layer by layer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"minidiff {version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    subparsers = {name: module.add_parser(commands) for name, module in COMMANDS.items()}
+    return parser, subparsers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``minidiff`` and its subcommands."""
+    return _build()[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``minidiff`` command; returns the exit status (bad input raises
+    SystemExit(2) after a message on stderr)."""
+    parser, subparsers = _build()
+    args = parser.parse_args(argv)
+    if args.command in COMMANDS:
+        return COMMANDS[args.command].run(args, subparsers[args.command])
+    else:
+        parser.error(f"unknown command {args.command!r}")

@@ -1,0 +1,83 @@
+"""``minidiff sample``: a grid of samples from a checkpoint of ``minidiff train``.
+
+    minidiff sample --checkpoint runs/digits --out grid.png
+    minidiff sample --checkpoint runs/cifar10 --sampler ddim --steps 50 --n 64 --out grid.png
+
+The model is rebuilt from the preset stored in the checkpoint and sampled with its EMA
+weights (`minidiff.runs.load_run`, `minidiff.runs.sample`). An existing --out file is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from minidiff.cli._common import add_device_option, fail, float_at_least, int_at_least
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Add ``sample`` to the subcommands ``commands`` (an argparse subparsers object)."""
+    sample = commands.add_parser(
+        "sample",
+        help="draw a grid of samples from a checkpoint of `minidiff train`",
+        description="Rebuild the model of a checkpoint (a run folder, its checkpoints/ "
+        "folder or one step_N folder), draw samples from its EMA weights and write them "
+        "as one PNG grid (a scatter plot for 2-D data).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sample.add_argument("--checkpoint", required=True, type=Path, metavar="PATH")
+    sample.add_argument("--out", required=True, type=Path, help="the PNG file to write")
+    sample.add_argument("--sampler", default=None,
+                        help="ancestral or ddim (default: the preset's sampler)")  # fmt: skip
+    sample.add_argument("--steps", type=int_at_least(1), default=None,
+                        help="DDIM steps (default: the preset's sampling_steps, or T)")  # fmt: skip
+    sample.add_argument("--eta", type=float_at_least(0.0), default=None,
+                        help="DDIM stochasticity: 0 deterministic, 1 ancestral-like "
+                        "(default: the preset's sampling_eta)")  # fmt: skip
+    sample.add_argument("--n", type=int_at_least(1), default=64, help="number of samples")
+    sample.add_argument("--seed", type=int_at_least(0), default=0, help="random seed")
+    sample.add_argument("--batch-size", type=int_at_least(1), default=None,
+                        help="samples drawn at once (default: all, at most 256)")  # fmt: skip
+    sample.add_argument("--nrow", type=int_at_least(1), default=None,
+                        help="images per row (default: a square grid)")  # fmt: skip
+    sample.add_argument("--scale", type=int_at_least(1), default=1,
+                        help="enlarge each pixel to scale x scale")  # fmt: skip
+    add_device_option(sample)
+    sample.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return sample
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run ``minidiff sample`` with parsed arguments; returns the exit status."""
+    from minidiff import runs
+    from minidiff.configs import SAMPLERS
+    from minidiff.training.checkpoint import CheckpointError
+
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        fail("sample", f"--sampler must be one of {SAMPLERS}, got {args.sampler!r}")
+    out: Path = args.out
+    if out.exists() or out.is_symlink():
+        fail("sample", f"--out {str(out)!r} exists; it is never overwritten: choose another name")
+    if out.parent.exists() and not out.parent.is_dir():
+        fail("sample", f"--out {str(out)!r}: {str(out.parent)!r} is not a folder")
+    try:
+        device = runs.resolve_device(args.device)
+        loaded = runs.load_run(args.checkpoint, device=device)
+        x0 = runs.sample(
+            loaded, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
+            seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+        )  # fmt: skip
+    except (ValueError, CheckpointError) as err:
+        fail("sample", str(err))
+    if out.exists():  # created while sampling
+        fail("sample", f"--out {str(out)!r} appeared while sampling; it is not overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.save_image_grid(x0, out, args.nrow, scale=args.scale)
+    p = loaded.preset
+    sampler = args.sampler or p.sampler
+    print(f"{out}: {args.n} samples of {p.name} (step {loaded.step}, {sampler}) "
+          f"from {loaded.path}")  # fmt: skip
+    return 0

@@ -1,0 +1,123 @@
+"""The data, the device and the network of a preset's run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from minidiff.configs import Preset, build_diffusion, build_model
+
+__all__ = ["TOY_POINTS", "check_preset", "new_model", "resolve_device", "training_data"]
+
+TOY_POINTS = 20_000  # size of the training set drawn for a 2-D preset
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA if available, else the CPU; otherwise ``device``,
+    checked to exist.
+
+    Raises:
+        ValueError: a malformed name, or a CUDA device this machine does not have.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}") from err
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(f"device {str(device)!r} is not available: {count} CUDA devices")
+    elif device.type not in ("cpu", "mps", "xpu"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {str(device)!r}")
+    return device
+
+
+def training_data(
+    p: Preset,
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    device: torch.device | str | None = None,
+):
+    """The training data of preset ``p``, for `Trainer`.
+
+    - ``digits``: the "train" split of `minidiff.data.load_digits`, padded to ``p.pad_to``;
+    - ``cifar10``: `minidiff.data.load_cifar10` from ``root`` (default ``./data``;
+      ``download`` fetches it) through `minidiff.data.image_loader`, with ``p.random_flip``;
+    - a 2-D set of `minidiff.toy.DATASETS`: `TOY_POINTS` points of
+      `minidiff.data.toy_dataset`, drawn with ``p.seed``.
+
+    Args:
+        p: the preset.
+        root, download: where CIFAR-10 is (or goes).
+        device: keep the data there (CIFAR-10: flips and scaling run there too).
+
+    Returns:
+        A tensor x_0 (N, C, H, W) or (N, D), or a `BatchLoader` yielding (B, C, H, W).
+
+    Raises:
+        ValueError: an unknown dataset, or images whose shape is not the preset's.
+        FileNotFoundError: CIFAR-10 is missing and ``download`` is False.
+    """
+    from minidiff import data
+    from minidiff.toy import DATASETS
+
+    if p.dataset == "digits":
+        x0 = data.load_digits("train", pad_to=p.pad_to)  # (N, 1, S, S)
+    elif p.dataset == "cifar10":
+        images, _ = data.load_cifar10(
+            Path("data") if root is None else Path(root), download=download
+        )
+        images = torch.from_numpy(images)  # (N, 32, 32, 3) uint8
+        _check_image_shape(p, (images.shape[3], images.shape[1], images.shape[2]))
+        return data.image_loader(images, None, p.batch_size, device=device, flip=p.random_flip)
+    elif p.dataset in DATASETS:
+        x0 = data.toy_dataset(p.dataset, TOY_POINTS, p.seed)  # (N, 2)
+        if p.model != "mlp" or p.in_channels != x0.shape[1]:
+            raise ValueError(f"dataset {p.dataset!r} has 2-D points: it needs model 'mlp' "
+                             f"with in_channels=2, got {p.model!r}, {p.in_channels}")  # fmt: skip
+        return x0 if device is None else x0.to(device)
+    else:
+        raise ValueError(f"unknown dataset {p.dataset!r}; expected 'digits', 'cifar10' or "
+                         f"one of {DATASETS}")  # fmt: skip
+    _check_image_shape(p, tuple(x0.shape[1:]))
+    if p.random_flip:
+        return data.BatchLoader(
+            (x0,), p.batch_size, drop_last=True, device=device,
+            transform=lambda x, g: data.random_horizontal_flip(x, generator=g),
+        )  # fmt: skip
+    return x0 if device is None else x0.to(device)
+
+
+def _check_image_shape(p: Preset, shape: tuple[int, ...]) -> None:
+    expected = (p.in_channels, p.image_size, p.image_size)
+    if p.model != "unet" or tuple(shape) != expected:
+        raise ValueError(f"dataset {p.dataset!r} has images of shape {tuple(shape)} (C, H, W); "
+                         f"the preset's model {p.model!r} expects {expected}")  # fmt: skip
+
+
+def check_preset(p: Preset) -> None:
+    """Check that ``p`` builds: its network (on the meta device: no memory, no weights),
+    its diffusion and its `TrainConfig`.
+
+    Raises:
+        ValueError: the setting that does not build, by name.
+    """
+    if not isinstance(p, Preset):
+        raise TypeError(f"p must be a Preset, got {type(p).__name__}")
+    with torch.device("meta"):
+        build_model(p)
+    build_diffusion(p)
+    p.train_config()
+
+
+def new_model(p: Preset) -> nn.Module:
+    """The preset's network, initialised from ``p.seed`` (the caller's RNG left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(p.seed)
+        return build_model(p, generator=torch.Generator().manual_seed(p.seed))

@@ -1,0 +1,186 @@
+"""A trained run, loaded from its checkpoint, and its samples (Ho et al. 2020, Algorithm 2;
+Song et al. 2021, eq. 12), drawn from the EMA weights."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from minidiff.configs import SAMPLERS, Preset, build_diffusion
+from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
+from minidiff.runs.data import new_model, resolve_device
+from minidiff.runs.store import checkpoint_folder, stored_preset
+from minidiff.training.checkpoint import load_checkpoint
+from minidiff.training.ema import EMA
+
+__all__ = ["Run", "default_steps", "draw_samples", "load_run", "sample"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A trained model, ready to sample.
+
+    Attributes:
+        preset: the `Preset` the run was trained with.
+        model: its network holding the EMA weights, in eval mode.
+        diffusion: the `GaussianDiffusion` of the preset.
+        step: the training step of the checkpoint.
+        path: the checkpoint folder (``.../checkpoints/step_N``).
+    """
+
+    preset: Preset
+    model: nn.Module
+    diffusion: GaussianDiffusion
+    step: int
+    path: Path
+
+
+def load_run(path: str | os.PathLike, *, device: torch.device | str | None = None) -> Run:
+    """The model of a checkpoint, rebuilt from its stored preset, with its EMA weights.
+
+    Args:
+        path: a run folder (its latest checkpoint), its ``checkpoints/`` folder, or one
+            ``step_N`` checkpoint folder.
+        device: where to put the model (None: CUDA if available, else the CPU).
+
+    Raises:
+        CheckpointNotFoundError: nothing at ``path``, or no checkpoint in it.
+        CheckpointError: a checkpoint that is incomplete, corrupt or does not fit.
+        RunError: a checkpoint that stores no preset.
+    """
+    folder = checkpoint_folder(Path(path))
+    p = stored_preset(folder)
+    device = resolve_device(device)
+    model = new_model(p).to(device)
+    ema = EMA(model, decay=p.ema_decay)
+    state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
+    ema.copy_to(model)
+    return Run(p, model.eval(), build_diffusion(p), int(state["step"]), folder)
+
+
+def default_steps(p: Preset, sampler: str) -> int | None:
+    """The DDIM steps of preset ``p`` (None: all T) for ``sampler``; None for ancestral."""
+    return p.sampling_steps if sampler == "ddim" else None
+
+
+def sample(
+    run: Run,
+    n: int,
+    *,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Draw ``n`` samples from a loaded run.
+
+    Args:
+        run: from `load_run`.
+        n: the number of samples, >= 1.
+        sampler: ``"ancestral"`` (Ho et al. 2020, Algorithm 2) or ``"ddim"`` (Song et al.
+            2021, eq. 12); default: the preset's.
+        steps: DDIM's denoiser calls, 1..T (default: the preset's ``sampling_steps``, or
+            all T); not for the ancestral sampler.
+        eta: DDIM's stochasticity (eq. 16): 0 deterministic, 1 ancestral-like (default:
+            the preset's ``sampling_eta``); not for the ancestral sampler.
+        seed: seeds x_T and the noise; the samples are a function of (seed, batch_size).
+        batch_size: samples drawn at once (default: all n, at most 256).
+        progress: a tqdm bar over the denoiser calls.
+
+    Returns:
+        (n, C, H, W) images in [-1, 1] (x0_hat clipped to [-1, 1] at every step), or
+        (n, D) points for a 2-D preset, on the run's device.
+
+    Raises:
+        ValueError: a bad ``n``, ``sampler``, ``steps``, ``eta``, ``seed`` or ``batch_size``.
+    """
+    p = run.preset
+    sampler = p.sampler if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    for name, value, low in (("n", n, 1), ("seed", seed, 0), ("batch_size", batch_size, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):  # fmt: skip
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if sampler == "ancestral" and (steps is not None or eta not in (None, 0.0)):
+        raise ValueError(f"steps and eta apply to the ddim sampler only, got steps={steps!r}, "
+                         f"eta={eta!r} with sampler 'ancestral'")  # fmt: skip
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or not 1 <= steps <= p.T):  # fmt: skip
+        raise ValueError(f"steps must be an integer in 1..T = {p.T}, got {steps!r}")
+    eta = (p.sampling_eta if sampler == "ddim" else 0.0) if eta is None else eta
+    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
+        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+    steps = default_steps(p, sampler) if steps is None else steps
+    batch_size = min(n, 256) if batch_size is None else batch_size
+    return draw_samples(
+        run.model, run.diffusion, p, n, sampler=sampler, steps=steps, eta=float(eta), seed=seed,
+        batch_size=batch_size, progress=progress,
+    )  # fmt: skip
+
+
+def draw_samples(
+    model: nn.Module,
+    diffusion: GaussianDiffusion,
+    p: Preset,
+    n: int,
+    *,
+    sampler: str,
+    steps: int | None,
+    eta: float,
+    seed: int,
+    batch_size: int,
+    progress: bool = False,
+) -> torch.Tensor:
+    """``n`` samples of preset ``p``'s shape from ``model`` (arguments as in `sample`,
+    unchecked), in batches of ``batch_size`` drawn from one generator seeded with ``seed``
+    on the model's device; x0_hat is clipped to [-1, 1] for images.
+
+    Returns:
+        (n, C, H, W) or (n, D).
+    """
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)
+    shape = (p.in_channels, p.image_size, p.image_size) if p.model == "unet" else (p.in_channels,)
+    clip = 1.0 if p.model == "unet" else None  # images live in [-1, 1]
+    calls_per_sample = p.T if sampler == "ancestral" else (steps or p.T)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = math.ceil(n / batch_size) * calls_per_sample
+        bar = tqdm(total=total, desc=f"sampling {n} ({sampler})", unit="call", dynamic_ncols=True)
+
+    def denoiser(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if bar is not None:
+            bar.update(1)
+        return model(xt, t)
+
+    was_training = model.training
+    model.eval()
+    batches = []
+    try:
+        for start in range(0, n, batch_size):
+            size = (min(batch_size, n - start), *shape)
+            if sampler == "ancestral":
+                x0 = sample_ancestral(denoiser, diffusion, size, clip_x0=clip, generator=generator,
+                                      device=device)  # fmt: skip
+            elif sampler == "ddim":
+                x0 = sample_ddim(denoiser, diffusion, size, steps=steps, eta=eta, clip_x0=clip,
+                                 generator=generator, device=device)  # fmt: skip
+            else:
+                raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+            batches.append(x0)
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    return torch.cat(batches)

@@ -1,0 +1,102 @@
+"""Training a preset into its run folder (see `minidiff.runs`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from minidiff.configs import Preset, build_diffusion
+from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.runs.data import check_preset, new_model, resolve_device, training_data
+from minidiff.runs.grids import save_image_grid
+from minidiff.runs.sampling import default_steps, draw_samples
+from minidiff.runs.store import (
+    RUN_FILE,
+    RUN_FORMAT,
+    SAMPLES_DIR,
+    check_run_folder,
+    preset_to_dict,
+    write_atomic,
+)
+from minidiff.training.distributed import current_rank_and_world
+from minidiff.training.trainer import METRICS_FILE, Trainer
+
+__all__ = ["GRID_SAMPLES", "train"]
+
+GRID_SAMPLES = 64  # images in the grids written during training (at most)
+
+
+def train(
+    p: Preset,
+    out_dir: str | os.PathLike,
+    *,
+    data=None,
+    resume: bool = False,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+) -> Trainer:
+    """Train preset ``p`` into the folder ``out_dir`` (layout in the module docstring).
+
+    Args:
+        p: the preset; the network is initialised from ``p.seed``.
+        out_dir: the run folder (created if missing).
+        data: the training data (default: `training_data` of ``p``).
+        resume: continue the run in ``out_dir`` from its latest checkpoint (or start it if
+            there is none yet); False refuses a folder that holds a run.
+        device: where to train (None: CUDA if available); under torchrun the caller
+            passes the process's device (`minidiff.training.setup_distributed`).
+        progress: show a progress bar.
+        root, download: see `training_data`.
+
+    Returns:
+        The finished `Trainer` (its ``step``, ``model``, ``ema``, ``checkpoint_dir``).
+
+    Raises:
+        RunError: see `check_run_folder`; nothing is written then.
+    """
+    check_preset(p)
+    out, device = Path(out_dir), resolve_device(device)
+    has_checkpoint = check_run_folder(p, out, resume=resume)
+    if data is None:
+        data = training_data(p, root=root, download=download, device=device)
+    config = p.train_config()
+    model, diffusion = new_model(p), build_diffusion(p)
+    rank, world_size = current_rank_and_world()
+    if world_size > 1:  # every rank has read the folder before rank 0 writes to it
+        torch.distributed.barrier()
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        record = {"format": RUN_FORMAT, "preset": preset_to_dict(p)}
+        write_atomic(out / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+        if not has_checkpoint:  # log lines of an earlier start that never saved a checkpoint
+            (out / METRICS_FILE).unlink(missing_ok=True)
+    hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if rank == 0 else None
+    trainer = Trainer(
+        model, diffusion, data, config, out_dir=out, device=device, resume=has_checkpoint,
+        progress=progress and rank == 0, sample_fn=hook, run_info={"preset": preset_to_dict(p)},
+    )  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+def _grid_hook(p: Preset, diffusion: GaussianDiffusion, folder: Path):
+    """``hook(ema_model, step)`` writing ``folder/step_N.png``: `GRID_SAMPLES` samples at
+    most, drawn with the preset's sampler and the same seed at every step."""
+    n = min(p.num_samples, GRID_SAMPLES) if p.model == "unet" else p.num_samples  # images, points
+    scale = max(1, 32 // p.image_size) if p.image_size else 1  # small images: enlarged
+
+    def hook(ema_model: nn.Module, step: int) -> None:
+        x0 = draw_samples(
+            ema_model, diffusion, p, n, sampler=p.sampler, steps=default_steps(p, p.sampler),
+            eta=p.sampling_eta if p.sampler == "ddim" else 0.0, seed=p.seed, batch_size=n,
+        )  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        save_image_grid(x0, folder / f"step_{step:06d}.png", scale=scale)
+
+    return hook

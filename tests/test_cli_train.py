@@ -1,0 +1,192 @@
+"""Tests of ``minidiff train`` and ``minidiff sample``, called in-process through
+``main([...])`` with tiny presets (a one-level U-Net on 8x8 digits, a few steps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from minidiff.cli import main
+from minidiff.training import TrainConfig, Trainer
+from tests.data.fake_cifar import make_batches, write_folder
+from tests.test_runs import PNG_MAGIC, TINY
+
+torch.set_num_threads(1)
+
+TRAIN = ["train", "--config", "digits", *[arg for a in TINY for arg in ("--set", a)]]
+
+
+def files(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes."""
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+
+
+def fails(argv, capsys) -> str:
+    """Run ``main(argv)``, check it exits with status 2, return the stderr text."""
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A folder trained by `minidiff train` with the tiny settings."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main([*TRAIN, "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    return out
+
+
+def test_train_then_sample_writes_checkpoints_grids_and_a_png(run_dir, tmp_path, capsys):
+    """`minidiff train` writes run.json, metrics.jsonl, checkpoints and a sample grid
+    every sample_every steps; `minidiff sample` draws a PNG grid from the run folder with
+    either sampler and prints where it went."""
+    assert {"run.json", "metrics.jsonl", "checkpoints", "samples"} <= {
+        f.name for f in run_dir.iterdir()
+    }
+    assert sorted(f.name for f in (run_dir / "samples").iterdir()) == [
+        "step_000002.png", "step_000004.png",
+    ]  # fmt: skip
+    for sampler in ("ddim", "ancestral"):
+        out = tmp_path / sampler / "grid.png"
+        argv = ["sample", "--checkpoint", str(run_dir), "--out", str(out), "--n", "4",
+                "--sampler", sampler, "--device", "cpu", "--no-progress"]  # fmt: skip
+        assert main(argv) == 0
+        assert out.read_bytes()[:8] == PNG_MAGIC
+        assert str(out) in capsys.readouterr().out
+
+
+def test_train_prints_a_summary_naming_the_checkpoint_and_the_final_loss(tmp_path, capsys):
+    """At the end of a run the command prints the final loss and where the checkpoint and
+    the sample grids are."""
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--set", "steps=2", "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "final loss" in printed and str(out / "checkpoints" / "step_000002") in printed
+    assert str(out / "samples") in printed
+
+
+def test_dry_run_prints_size_cost_and_time_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """`--dry-run` prints the settings, the parameter count, the FLOPs per step and in
+    total, the epochs and a time estimate saying how it was measured; no file or folder
+    is created (not even --out)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--dry-run", "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    for text in ("parameters", "FLOPs per step", "FLOPs in total", "epochs", "time estimate",
+                 "timed training steps at batch 8", "base_channels"):  # fmt: skip
+        assert text in printed
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_continues_from_the_saved_step(run_dir, tmp_path, capsys):
+    """`--resume` with more steps continues the run from its latest checkpoint (and a
+    resumed run to the same step as the first leaves it there)."""
+    argv = [*TRAIN, "--set", "steps=6", "--out", str(run_dir), "--resume", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "for 6 steps" in capsys.readouterr().out
+    assert (run_dir / "checkpoints" / "step_000006").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--config", "imagenet"], "unknown preset 'imagenet'"),
+     (["--set", "learning_rate=1"], "unknown field 'learning_rate'"),
+     (["--set", "lr=fast"], "bad value 'fast' for field 'lr'"),
+     (["--set", "T=0"], "T must be an integer >= 1"),
+     (["--set", "base_channels=8"], "GroupNorm"),
+     (["--device", "tpu"], "device must be")],
+)  # fmt: skip
+def test_bad_train_settings_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, extra,
+                                                                   message):  # fmt: skip
+    """An unknown preset or field, a value that does not parse or that the preset or the
+    network refuses, or an unknown device: exit status 2, one line on stderr with the
+    error, and no output folder."""
+    out = tmp_path / "run"
+    err = fails([*TRAIN, *extra, "--out", str(out)], capsys)
+    assert message in err and err.count("\n") == 1 and err.startswith("minidiff train: error:")
+    assert not out.exists()
+
+
+def test_a_folder_holding_another_run_is_refused_and_left_alone(run_dir, capsys):
+    """Training into a run folder without --resume, or resuming it with another preset,
+    exits 2 with a message that says what is there and how to resume; no file changes."""
+    before = files(run_dir)
+    err = fails([*TRAIN, "--out", str(run_dir), "--device", "cpu"], capsys)
+    assert "already holds a run" in err and "--resume" in err
+    err = fails([*TRAIN, "--set", "lr=0.5", "--out", str(run_dir), "--resume"], capsys)
+    assert "another preset" in err and "lr: saved 0.001, given 0.5" in err
+    assert files(run_dir) == before
+
+
+def test_missing_or_foreign_checkpoints_are_refused(tmp_path, capsys):
+    """`minidiff sample` from a path that does not exist, from a folder without a
+    checkpoint, or from a checkpoint that stores no preset (a bare Trainer's) exits 2
+    naming the path; no grid is written."""
+    out = tmp_path / "grid.png"
+    err = fails(["sample", "--checkpoint", str(tmp_path / "none"), "--out", str(out)], capsys)
+    assert "does not exist" in err and str(tmp_path / "none") in err
+    (tmp_path / "empty").mkdir()
+    err = fails(["sample", "--checkpoint", str(tmp_path / "empty"), "--out", str(out)], capsys)
+    assert "holds no minidiff checkpoint" in err
+    bare = Trainer(torch.nn.Conv2d(1, 1, 1), None, torch.zeros(8, 1, 2, 2),
+                   TrainConfig(batch_size=8, steps=0), out_dir=tmp_path / "bare")  # fmt: skip
+    bare.save()
+    err = fails(["sample", "--checkpoint", str(tmp_path / "bare"), "--out", str(out)], capsys)
+    assert "stores no preset" in err and err.count("\n") == 1
+    assert not out.exists()
+    err = fails([*TRAIN, "--out", str(tmp_path / "bare"), "--resume"], capsys)
+    assert "stores no preset" in err
+
+
+def test_sample_never_overwrites_an_existing_file(run_dir, tmp_path, capsys):
+    """`minidiff sample --out FILE` with FILE present exits 2 and leaves it as it was; bad
+    sampler settings exit 2 before anything is written."""
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"keep me")
+    err = fails(["sample", "--checkpoint", str(run_dir), "--out", str(out)], capsys)
+    assert "exists" in err and out.read_bytes() == b"keep me"
+    other = tmp_path / "other.png"
+    err = fails(["sample", "--checkpoint", str(run_dir), "--out", str(other), "--steps", "99",
+                 "--device", "cpu"], capsys)  # fmt: skip
+    assert "steps must be an integer in 1..T = 20" in err and not other.exists()
+
+
+def test_train_help_runs_as_a_module():
+    """`python -m minidiff train --help` prints the usage with every option and exits 0."""
+    completed = subprocess.run([sys.executable, "-m", "minidiff", "train", "--help"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    for option in ("--config", "--set", "--out", "--resume", "--dry-run", "--device",
+                   "--data-root", "--download"):  # fmt: skip
+        assert option in completed.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_exits_2(tmp_path, capsys):
+    """--device cuda on a machine without CUDA: exit 2, a message, nothing written."""
+    err = fails([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "run")], capsys)
+    assert "not available" in err and not (tmp_path / "run").exists()
+
+
+def test_cifar10_trains_from_a_data_root_and_missing_data_exits_2(tmp_path, capsys):
+    """`--config cifar10 --data-root DIR` trains from the CIFAR-10 folder in DIR (here a
+    generated one in the real format, with a tiny U-Net); without the data the command
+    exits 2 saying where to put it, and writes nothing."""
+    small = ["base_channels=32", "channel_mults=1", "num_res_blocks=1", "attention_resolutions=",
+             "T=20", "batch_size=4", "steps=2", "dropout=0", "checkpoint_every=0"]  # fmt: skip
+    argv = ["train", "--config", "cifar10", *[arg for a in small for arg in ("--set", a)]]
+    err = fails([*argv, "--out", str(tmp_path / "run"), "--data-root", str(tmp_path / "no")],
+                capsys)  # fmt: skip
+    assert "CIFAR-10 not found" in err and "download" in err
+    assert sorted(tmp_path.iterdir()) == []
+    write_folder(tmp_path / "data", make_batches())
+    out = tmp_path / "run"
+    argv += ["--out", str(out), "--data-root", str(tmp_path / "data"), "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert (out / "checkpoints" / "step_000002").is_dir()
