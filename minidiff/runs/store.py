@@ -14,7 +14,12 @@ from typing import Any, get_origin, get_type_hints
 
 from minidiff.configs import Preset
 from minidiff.training import atomic
-from minidiff.training.checkpoint import MARKER, CheckpointNotFoundError, find_latest_checkpoint
+from minidiff.training.checkpoint import (
+    MARKER,
+    CheckpointNotFoundError,
+    find_latest_checkpoint,
+    read_checkpoint_config,
+)
 from minidiff.training.trainer import CHECKPOINT_DIR, METRICS_FILE
 
 __all__ = [
@@ -103,11 +108,8 @@ def stored_preset(path: str | os.PathLike) -> Preset:
         CheckpointNotFoundError, CheckpointError: no checkpoint, or a broken one.
         RunError: the checkpoint was saved without a preset (a bare `Trainer` run).
     """
-    from minidiff.training.checkpoint import STATE_FILE, _load_state, _read_marker
-
     folder = checkpoint_folder(Path(path))
-    _read_marker(folder)
-    config = _load_state(folder / STATE_FILE, "cpu").get("config")
+    config = read_checkpoint_config(folder)
     run = config.get("run") if isinstance(config, dict) else None
     if not isinstance(run, dict) or "preset" not in run:
         raise RunError(

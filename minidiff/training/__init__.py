@@ -13,6 +13,7 @@ from minidiff.training.checkpoint import (
     CheckpointNotFoundError,
     find_latest_checkpoint,
     load_checkpoint,
+    read_checkpoint_config,
     save_checkpoint,
 )
 from minidiff.training.config import (
@@ -46,6 +47,7 @@ __all__ = [
     "cleanup_distributed",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_config",
     "resolve_memory_format",
     "restore_rng_state",
     "save_checkpoint",

@@ -52,6 +52,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "find_latest_checkpoint",
+    "read_checkpoint_config",
 ]
 
 FORMAT = "minidiff-checkpoint"
@@ -320,6 +321,18 @@ def _load_state(path: Path, map_location: Any) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minidiff checkpoint state")
     return state
+
+
+def read_checkpoint_config(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The config saved in the complete checkpoint ``folder`` (one ``step_N`` folder),
+    without loading any weights: what a caller needs to build the model first.
+
+    Raises:
+        CheckpointError: ``folder`` is not a complete, readable minidiff checkpoint.
+    """
+    folder = Path(folder)
+    _read_marker(folder)
+    return _load_state(folder / STATE_FILE, "cpu").get("config")
 
 
 def _config_differences(saved: Any, expected: dict[str, Any]) -> list[str]:

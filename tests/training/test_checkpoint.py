@@ -18,6 +18,7 @@ from minidiff.training import (
     capture_rng_state,
     find_latest_checkpoint,
     load_checkpoint,
+    read_checkpoint_config,
     restore_rng_state,
     save_checkpoint,
 )
@@ -129,6 +130,23 @@ def test_layout_is_safetensors_plus_weights_only_state(tmp_path):
     state = torch.load(folder / "state.pt", weights_only=True)
     assert state["step"] == 123
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_config_reads_back_without_the_weights_and_only_from_a_complete_checkpoint(
+    tmp_path,
+):
+    """`read_checkpoint_config` returns the saved config as it was given (what a caller
+    needs to build the model before loading it) and refuses a folder whose marker is
+    missing, as it refuses a foreign folder."""
+    model, ema, optimizer, _ = _parts()
+    folder = save_checkpoint(tmp_path, model=model, ema=ema, optimizer=optimizer, step=5,
+                             config=CONFIG)  # fmt: skip
+    assert read_checkpoint_config(folder) == CONFIG
+    (folder / "checkpoint.json").unlink()
+    with pytest.raises(CheckpointError, match="checkpoint.json is missing"):
+        read_checkpoint_config(folder)
+    with pytest.raises(CheckpointError):
+        read_checkpoint_config(tmp_path)
 
 
 def test_old_checkpoints_are_pruned_to_keep_last(tmp_path):
