@@ -197,15 +197,16 @@ _PRESETS: dict[str, Preset] = {
     ),
     # the 8x8 digits as they are (17 levels, u / 8 - 1 for u in 0..16: num_bins=17 puts
     # the decoder's bins on them), a `UNet.tiny`-sized net (0.7M parameters, levels 8x8
-    # and 4x4, attention at 4x4) without dropout: 6.2 GFLOPs per step at batch 64, about
-    # 8 steps/s on two CPU cores, so 4500 steps (200 epochs of the train split) take about
-    # 9 minutes. DDIM with eta = 1 (stochastic, 50 steps) scores clearly better than
-    # eta = 0 for this small a network (benchmarks/digits.py and benchmarks/README.md).
+    # and 4x4, attention at 4x4) without dropout. Batch 128 keeps two CPU cores busier
+    # than 64 (about 690 vs 475 images/s), and lr 2e-3 goes with it: 2800 steps (250
+    # epochs of the train split) take about 9 minutes. DDIM with eta = 1 (stochastic, 50
+    # steps) scores clearly better than eta = 0 for this small a network, and as well as
+    # 100 steps (benchmarks/digits.py; benchmarks/README.md has the figures).
     "digits": replace(
         _CIFAR10, name="digits", dataset="digits", image_size=8, pad_to=None,
         random_flip=False, in_channels=1, base_channels=32, channel_mults=(1, 2),
-        num_res_blocks=1, attention_resolutions=(4,), dropout=0.0, lr=1e-3, batch_size=64,
-        steps=4500, warmup_steps=100, ema_decay=0.999, num_bins=17, sampler="ddim",
+        num_res_blocks=1, attention_resolutions=(4,), dropout=0.0, lr=2e-3, batch_size=128,
+        steps=2800, warmup_steps=100, ema_decay=0.999, num_bins=17, sampler="ddim",
         sampling_steps=50, sampling_eta=1.0, num_samples=64, log_every=50,
         sample_every=500, checkpoint_every=500,
     ),

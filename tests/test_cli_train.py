@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from minidiff.cli import main
+from minidiff.configs import preset
 from minidiff.training import TrainConfig, Trainer
 from tests.data.fake_cifar import make_batches, write_folder
 from tests.test_runs import PNG_MAGIC, TINY
@@ -121,7 +122,7 @@ def test_a_folder_holding_another_run_is_refused_and_left_alone(run_dir, capsys)
     err = fails([*TRAIN, "--out", str(run_dir), "--device", "cpu"], capsys)
     assert "already holds a run" in err and "--resume" in err
     err = fails([*TRAIN, "--set", "lr=0.5", "--out", str(run_dir), "--resume"], capsys)
-    assert "another preset" in err and "lr: saved 0.001, given 0.5" in err
+    assert "another preset" in err and f"lr: saved {preset('digits').lr!r}, given 0.5" in err
     assert files(run_dir) == before
 
 

@@ -26,7 +26,7 @@ DEMO_DATASETS = ("swissroll", "8gaussians")
 QUICK_STEPS = 3000  # training steps of ``minidiff demo --quick``
 QUICK_SAMPLES = 1000  # samples per dataset of ``minidiff demo --quick``
 DIGITS_SAMPLES = 500  # digits drawn and scored (the grid shows the first 64)
-DEMO_DIGITS_STEPS = 2500  # digits training steps: ~5 minutes on 2 cores (the preset: 4500)
+DEMO_DIGITS_STEPS = 1500  # digits training steps: ~5 minutes on 2 cores (the preset: 2800)
 QUICK_DIGITS_STEPS = 500  # digits training steps of ``minidiff demo --quick``
 GRID_IMAGES = 64
 

@@ -36,8 +36,9 @@ INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT)
 # FLOPs of one timed step, at most: the timed batch is the full batch or as many examples as
 # fit in this budget (a CPU takes a few seconds for 5e10; a GPU needs a full batch to be busy)
 TIMING_FLOPS = {"cpu": 5e10, "cuda": 1e14}
-TIMED_STEPS = 5  # at most this many timed steps, after one warm-up step ...
-TIMING_SECONDS = 2.0  # ... and no more once this much time has been measured
+WARMUP_STEPS = 2  # untimed steps first (allocations, kernel selection, compilation) ...
+TIMED_STEPS = 50  # ... then at most this many timed steps ...
+TIMING_SECONDS = 3.0  # ... and no more once this much time has been measured
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -182,7 +183,8 @@ def estimate_step_seconds(p: Preset, device: torch.device) -> tuple[float, int, 
     ``TIMING_FLOPS[device.type]``, else at the largest batch within that budget (at least
     1), and scaled linearly to the full batch: a step's cost is nearly linear in the batch
     once each example keeps the device busy, as a large image network does on a CPU. The
-    first step (memory allocation, kernel selection, compilation) is left out as a warm-up.
+    first `WARMUP_STEPS` steps (memory allocation, kernel selection, compilation) are left
+    out as a warm-up.
     Random data of the preset's shape stands in for the data set; nothing is written.
 
     Returns:
@@ -202,7 +204,8 @@ def estimate_step_seconds(p: Preset, device: torch.device) -> tuple[float, int, 
     x0 = torch.rand((2 * batch, *shape), generator=torch.Generator().manual_seed(0)) * 2 - 1
     trainer = Trainer(new_model(q), build_diffusion(q), x0, q.train_config(),
                       out_dir=Path(os.devnull) / "unused", device=device)  # fmt: skip
-    trainer.train_step()  # warm-up
+    for _ in range(WARMUP_STEPS):
+        trainer.train_step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     timed, start = 0, time.perf_counter()
@@ -251,6 +254,6 @@ def dry_run(p: Preset, device: torch.device, assignments: list[str]) -> None:
     rate = info["train_flops_per_step"] / seconds if seconds > 0 else math.inf
     print(f"time estimate      {_duration(total)} on {device} ({seconds:.3g} s per step, "
           f"{rate:.3g} FLOP/s)")  # fmt: skip
-    print(f"  estimated from {timed} timed training steps at batch {batch}{scaled}, after one "
-          f"warm-up step, times {p.steps:,} steps; one process, without sampling or "
-          "checkpoints")  # fmt: skip
+    print(f"  estimated from {timed} timed training steps at batch {batch}{scaled}, after "
+          f"{WARMUP_STEPS} warm-up steps, times {p.steps:,} steps; one process, without "
+          "sampling or checkpoints")  # fmt: skip
