@@ -14,7 +14,6 @@ and a time estimate from a few timed training steps on the chosen device.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -155,13 +154,13 @@ def _train(p: Preset, args, data, device, distributed: bool) -> int:
 
 def _summary(p: Preset, out: Path, trainer) -> str:
     """Where the run's files are, and its last logged loss."""
+    from minidiff import runs
     from minidiff.training import find_latest_checkpoint
 
     lines = [f"trained {p.name} for {trainer.step} steps in {out}"]
     metrics = out / "metrics.jsonl"
     if metrics.is_file():
-        records = [json.loads(line) for line in metrics.read_text("utf-8").splitlines() if line]
-        losses = [r for r in records if r.get("loss") is not None]
+        losses = [r for r in runs.read_metrics(out) if r.get("loss") is not None]
         if losses:
             lines.append(f"  final loss      {losses[-1]['loss']:.5f} (step {losses[-1]['step']})")
         lines.append(f"  metrics         {metrics}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
 from minidiff.configs import Preset
-from minidiff.training import atomic
+from minidiff.data import archive
 from minidiff.training.checkpoint import (
     MARKER,
     CheckpointNotFoundError,
@@ -185,8 +185,5 @@ def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = Fa
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` under a temporary name, then rename it into place."""
-    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    temporary.unlink(missing_ok=True)
-    atomic.write_bytes(temporary, data)
-    atomic.replace(temporary, path)
+    """Write ``data`` to ``path`` atomically (`minidiff.data.archive.write_atomic`)."""
+    archive.write_atomic(path, lambda file: file.write(data))

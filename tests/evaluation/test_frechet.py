@@ -8,6 +8,7 @@ matrix, at scales from 1e-3 to 1e3.
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -181,7 +182,6 @@ def test_gaussian_statistics_match_numpy_mean_and_cov(N, D, seed):
 
 def test_gaussian_statistics_accept_torch_tensors():
     """A CPU torch tensor gives the same statistics as its NumPy array."""
-    torch = pytest.importorskip("torch")
     features = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
     for a, b in zip(
         gaussian_statistics(features), gaussian_statistics(features.numpy()), strict=True
