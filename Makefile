@@ -12,7 +12,7 @@ export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: venv demo test test-slow docs lint clean
+.PHONY: venv system-deps demo test test-slow docs lint clean
 
 venv: $(VENV)/.installed
 
@@ -24,12 +24,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev,docs]"
 	touch $@
 
+# Debian packages listed in system-packages.txt: installed with apt-get where the set-up runs
+# as root (CI does) and one is missing; elsewhere the tests that need one say so.
+SYSTEM_PACKAGES := $(strip $(shell sed -e 's/\#.*//' system-packages.txt))
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "Debian packages present: $(SYSTEM_PACKAGES)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "Not root (or no apt-get): not installing$$missing; the tests that need them will say so."; fi
+
 demo: venv
 	$(BIN)/minidiff demo --out demo-output
 
 # Lint, build the docs (strict: a broken link to a test fails), then one pytest run over
 # the unit and property tests and the executed notebooks.
-test: venv
+test: venv system-deps
 	$(BIN)/ruff check minidiff tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci --nbmake tests tutorials
