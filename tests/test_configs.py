@@ -299,15 +299,23 @@ def test_a_learned_variance_doubles_the_networks_output(name):
     assert learned.model == p.model  # the section holds the data's width; build_model doubles
 
 
-def test_a_preset_refuses_an_out_width_and_sections_of_the_wrong_type():
+REFUSED_SECTIONS = {
+    "MLP output width": (lambda: replace(preset("toy2d"), model=ToyMLPConfig(out_dim=4)),
+                         ValueError, "model.out_dim must be None"),
+    "U-Net output width": (lambda: replace(preset("digits"), model=replace(
+        preset("digits").model, out_channels=2)), ValueError, "model.out_channels must be None"),
+    "section of another type": (lambda: replace(preset("toy2d"), diffusion=UNetConfig()),
+                                TypeError, "diffusion must be"),
+    "toy schedule too short": (lambda: DiffusionConfig(schedule="toy", T=20), ValueError,
+                               "T must be an integer >= 21"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED_SECTIONS)
+def test_a_preset_refuses_an_out_width_and_sections_of_the_wrong_type(case):
     """The output width follows the variance (build_model sets it): a model section with
-    it set is refused; so is a section of the wrong type."""
-    p = preset("toy2d")
-    with pytest.raises(ValueError, match="model.out_dim must be None"):
-        replace(p, model=ToyMLPConfig(out_dim=4))
-    with pytest.raises(ValueError, match="model.out_channels must be None"):
-        replace(preset("digits"), model=replace(preset("digits").model, out_channels=2))
-    with pytest.raises(TypeError, match="diffusion must be"):
-        replace(p, diffusion=UNetConfig())
-    with pytest.raises(ValueError, match="T must be an integer >= 21"):
-        DiffusionConfig(schedule="toy", T=20)
+    it set is refused; so are a section of the wrong type and a toy schedule too short
+    for its linear betas."""
+    build, error, match = REFUSED_SECTIONS[case]
+    with pytest.raises(error, match=match):
+        build()
