@@ -27,6 +27,7 @@ __all__ = [
     "to_plain",
 ]
 
+
 class Leaf(NamedTuple):
     """One plain setting of a tree: its dotted path, its field and its type."""
 

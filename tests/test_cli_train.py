@@ -89,8 +89,20 @@ def test_a_learned_variance_trains_and_samples(tmp_path, capsys):
     """`--set diffusion.variance=learned_range --set diffusion.loss=hybrid` trains (the
     network's output channels doubled) and the run samples."""
     out = tmp_path / "run"
-    argv = [*TRAIN, "--set", "diffusion.variance=learned_range", "--set", "diffusion.loss=hybrid",
-            "--set", "training.steps=2", "--out", str(out), "--device", "cpu", "--no-progress"]
+    argv = [
+        *TRAIN,
+        "--set",
+        "diffusion.variance=learned_range",
+        "--set",
+        "diffusion.loss=hybrid",
+        "--set",
+        "training.steps=2",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     grid = tmp_path / "grid.png"
     argv = ["sample", "--checkpoint", str(out), "--out", str(grid), "--n", "2", "--device", "cpu",

@@ -28,6 +28,7 @@ from minidiff.runs.demo import (
 
 __all__ = ["add_parser", "run"]
 
+
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add ``demo`` to the subcommands ``commands`` (an argparse subparsers object)."""
     demo = commands.add_parser(

@@ -148,7 +148,8 @@ def run_digits(
         "batch_size": p.training.batch_size,
         "sampler": p.sampling.sampler,
         "sampling_steps": (p.sampling.sampling_steps or p.diffusion.T)
-        if p.sampling.sampler == "ddim" else p.diffusion.T,
+        if p.sampling.sampler == "ddim"
+        else p.diffusion.T,
         "threads": threads,
         "train_seconds": train_seconds,
         "sample_seconds": sample_seconds,

@@ -27,7 +27,6 @@ TIMED_STEPS = 50  # ... then at most this many timed steps ...
 TIMING_SECONDS = 3.0  # ... and no more once this much time has been measured
 
 
-
 def estimate_step_seconds(
     p: Preset,
     device: torch.device,

@@ -60,5 +60,15 @@ def test_trajectory_differences_name_each_changed_trajectory_setting():
     assert trajectory_differences(saved, TrainConfig(steps=5, log_every=1).to_dict()) == []
     changed = trajectory_differences(saved, TrainConfig(lr=0.5, seed=2).to_dict())
     assert changed == ["lr: saved 0.0002, given 0.5", "seed: saved 0, given 2"]
-    assert set(TRAJECTORY_KEYS) == {"lr", "betas", "weight_decay", "warmup_steps", "grad_clip",
-                                    "ema_decay", "batch_size", "seed", "precision", "num_bins"}
+    assert set(TRAJECTORY_KEYS) == {
+        "lr",
+        "betas",
+        "weight_decay",
+        "warmup_steps",
+        "grad_clip",
+        "ema_decay",
+        "batch_size",
+        "seed",
+        "precision",
+        "num_bins",
+    }
