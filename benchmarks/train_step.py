@@ -232,7 +232,8 @@ def main(
         raise ValueError("presets, memory_formats and compile_modes must be non-empty")
     rows = []
     for name in presets:
-        size = batch if batch is not None else (preset(name).batch_size if on_gpu else cpu_batch)
+        full = preset(name).training.batch_size
+        size = batch if batch is not None else (full if on_gpu else cpu_batch)
         for compiled in compile_modes:
             for memory_format in memory_formats:
                 spec = dict(preset=name, device=device, batch=size, memory_format=memory_format,

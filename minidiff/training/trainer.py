@@ -216,7 +216,10 @@ class Trainer:
         lr = self.lr_at(self.step)
         loss, grad_norm = self._loss_and_gradient(x0, t, eps, y, lr)
         skipped = self._update(loss, grad_norm)
-        self._interval.add(images, *(() if skipped else (loss, grad_norm)))
+        if skipped:  # the images count towards the speed, the loss does not
+            self._interval.add(images)
+        else:
+            self._interval.add(images, loss, grad_norm)
         return {"loss": loss, "grad_norm": grad_norm, "lr": lr, "skipped": skipped}
 
     def _this_rank(self, x0, t, eps, y):
