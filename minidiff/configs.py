@@ -132,7 +132,7 @@ class DiffusionConfig:
                 "2021, sec. 3.1), got loss 'simple'"
             )
 
-    def schedule_table(self) -> Schedule:
+    def build_schedule(self) -> Schedule:
         """The noise schedule: `minidiff.toy.toy_schedule` for "toy", else
         `minidiff.process.make_schedule` with the paper's defaults."""
         if self.schedule == "toy":
@@ -141,7 +141,7 @@ class DiffusionConfig:
 
     def build(self) -> GaussianDiffusion:
         """The `GaussianDiffusion` of these settings."""
-        return GaussianDiffusion(self.schedule_table(), self.parameterization, self.variance,
+        return GaussianDiffusion(self.build_schedule(), self.parameterization, self.variance,
                                  self.loss)  # fmt: skip
 
 
@@ -178,12 +178,17 @@ class Preset:
     sampling: SamplingConfig
 
     def __post_init__(self) -> None:
-        sections = {"data": DataConfig, "model": (UNetConfig, ToyMLPConfig),
-                    "diffusion": DiffusionConfig, "training": TrainConfig,
-                    "sampling": SamplingConfig}  # fmt: skip
+        sections = {"data": (DataConfig,), "model": (UNetConfig, ToyMLPConfig),
+                    "diffusion": (DiffusionConfig,), "training": (TrainConfig,),
+                    "sampling": (SamplingConfig,)}  # fmt: skip
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         for name, kind in sections.items():
             if not isinstance(getattr(self, name), kind):
-                raise TypeError(f"{name} must be a {kind}, got {type(getattr(self, name))}")
+                expected = " or ".join(k.__name__ for k in kind)
+                raise TypeError(
+                    f"{name} must be a {expected}, got {type(getattr(self, name)).__name__}"
+                )
         if isinstance(self.model, UNetConfig):
             self.model.check()
         out = "out_channels" if isinstance(self.model, UNetConfig) else "out_dim"
