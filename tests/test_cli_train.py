@@ -220,3 +220,27 @@ def test_cifar10_trains_from_a_data_root_and_missing_data_exits_2(tmp_path, caps
     argv += ["--out", str(out), "--data-root", str(tmp_path / "data"), "--device", "cpu"]
     assert main([*argv, "--no-progress"]) == 0
     assert (out / "checkpoints" / "step_000002").is_dir()
+
+
+def test_train_builds_the_network_and_the_schedule_once(tmp_path, monkeypatch):
+    """One `minidiff train` builds its U-Net and its noise schedule once each: the checks
+    before anything is written, the run and its sample grids share them."""
+    import minidiff.configs
+
+    counts = {"network": 0, "schedule": 0}
+
+    def counting(name, build):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return build(*args, **kwargs)
+
+        return wrapper
+
+    unet = minidiff.configs.UNet
+    monkeypatch.setattr(unet, "__init__", counting("network", unet.__init__))
+    schedule = minidiff.configs.make_schedule
+    monkeypatch.setattr(minidiff.configs, "make_schedule", counting("schedule", schedule))
+    argv = [*TRAIN, "--set", "steps=2", "--out", str(tmp_path / "run"), "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert counts == {"network": 1, "schedule": 1}
