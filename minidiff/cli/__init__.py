@@ -12,6 +12,8 @@ under a temporary name and renamed into place, so a run that is interrupted neve
 half-written file under the final name. ``minidiff train`` also runs under ``torchrun``
 (``torchrun --nproc_per_node=K -m minidiff train ...``): one process per GPU, rank 0 writes.
 
+The commands only parse and print: the pipelines they run are the library's
+(`minidiff.runs`: `run_toy`, `run_demo`, `train`, `sample`, `estimate_step_seconds`).
 One thread is enough for the small problems and usually fastest: run with
 ``OMP_NUM_THREADS=1`` (the Makefile sets it), or install ``threadpoolctl``, which the
 toy commands then use to limit the BLAS threads themselves.
@@ -24,18 +26,8 @@ from collections.abc import Sequence
 
 from minidiff.cli import demo, sample, toy, train
 from minidiff.cli._common import version
-from minidiff.cli.demo import DEMO_DATASETS, run_demo
-from minidiff.cli.toy import SAMPLERS, ToySettings, run_toy
 
-__all__ = [
-    "DEMO_DATASETS",
-    "SAMPLERS",
-    "ToySettings",
-    "build_parser",
-    "main",
-    "run_demo",
-    "run_toy",
-]
+__all__ = ["build_parser", "main"]
 
 COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample}
 

@@ -1,12 +1,9 @@
-"""What the subcommands share: argument types, exit-2 errors and atomic file writes."""
+"""What the subcommands share: argument types, exit-2 errors, the device option."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -65,36 +62,6 @@ def check_out_folder(parser: argparse.ArgumentParser, out: Path) -> None:
     """--out may be missing or a folder, not a file."""
     if out.exists() and not out.is_dir():
         parser.error(f"--out {str(out)!r} exists and is not a directory")
-
-
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)``, then rename the file to ``path`` in one step."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(str(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    write_atomic(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Limit BLAS to one thread with threadpoolctl when it is installed (else a no-op:
-    set OMP_NUM_THREADS=1 in the environment instead)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from minidiff.training.config import (
     PRECISIONS,
     TrainConfig,
     resolve_memory_format,
+    resumable,
     warmup_lr,
 )
 from minidiff.training.distributed import (
@@ -50,6 +51,7 @@ __all__ = [
     "read_checkpoint_config",
     "resolve_memory_format",
     "restore_rng_state",
+    "resumable",
     "save_checkpoint",
     "setup_distributed",
     "warmup_lr",

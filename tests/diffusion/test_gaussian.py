@@ -291,30 +291,44 @@ def test_unknown_options_are_rejected_listing_the_choices(name, choices):
     assert "bogus" in str(info.value) and str(choices) in str(info.value)
 
 
-def test_bad_inputs_raise_clear_errors():
+def _zeros(*shape: int) -> torch.Tensor:
+    return torch.zeros(*shape, dtype=torch.float64)
+
+
+# (call of a diffusion with loss "vlb", of one with a learned variance, message)
+BAD_INPUTS = {
+    "t = 0": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)), _zeros(2, 4), t=0),
+              r"t must lie in \[1, T = 4\]"),
+    "t = T + 1": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)), _zeros(2, 4),
+                                                       t=5), r"t must lie in \[1, T = 4\]"),
+    "output unlike x_t": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 3)),
+                                                               _zeros(2, 4)), "does not match"),
+    "p_mean_variance output unlike x_t": (
+        lambda d, learned: d.p_mean_variance(_zeros(2, 3), _zeros(2, 4), 1), "does not match"),
+    "odd channels, learned variance": (
+        lambda d, learned: learned.training_losses(fixed_output(_zeros(2, 7)), _zeros(2, 4)),
+        "even channel count"),
+    "eps unlike x0": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)),
+                                                           _zeros(2, 4), eps=_zeros(2, 3)),
+                      "eps must have the shape"),
+    "loss off the bins": (lambda d, learned: d.training_losses(
+        fixed_output(_zeros(2, 4)), _zeros(2, 4) + 0.001, t=1), "bin centres"),
+    "bound off the bins": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)),
+                                                          _zeros(2, 4) + 0.001), "bin centres"),
+    "bound outside [-1, 1]": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)),
+                                                             _zeros(2, 4) + 2.0), r"\[-1, 1\]"),
+    "one bin": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)), _zeros(2, 4),
+                                               num_bins=1), "num_bins"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_inputs_raise_clear_errors(case):
     """t outside 1..T, an output shaped unlike x_t, an odd channel count with a learned
     variance, eps shaped unlike x0 and data off the 8-bit grid each raise ValueError."""
     schedule = process.linear_schedule(4)
-    x0 = torch.zeros(2, 4, dtype=torch.float64)
-    zeros = fixed_output(torch.zeros(2, 4, dtype=torch.float64))
     diffusion = GaussianDiffusion(schedule, loss="vlb")
-    for t in (0, 5):
-        with pytest.raises(ValueError, match=r"t must lie in \[1, T = 4\]"):
-            diffusion.training_losses(zeros, x0, t=t)
-    with pytest.raises(ValueError, match="does not match"):
-        diffusion.training_losses(fixed_output(torch.zeros(2, 3, dtype=torch.float64)), x0)
-    with pytest.raises(ValueError, match="does not match"):
-        diffusion.p_mean_variance(torch.zeros(2, 3, dtype=torch.float64), x0, 1)
     learned = GaussianDiffusion(schedule, variance="learned_range")
-    with pytest.raises(ValueError, match="even channel count"):
-        learned.training_losses(fixed_output(torch.zeros(2, 7, dtype=torch.float64)), x0)
-    with pytest.raises(ValueError, match="eps must have the shape"):
-        diffusion.training_losses(zeros, x0, eps=torch.zeros(2, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match="bin centres"):
-        diffusion.training_losses(zeros, x0 + 0.001, t=1)
-    with pytest.raises(ValueError, match="bin centres"):
-        diffusion.vlb_terms(zeros, x0 + 0.001)
-    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        diffusion.vlb_terms(zeros, x0 + 2.0)
-    with pytest.raises(ValueError, match="num_bins"):
-        diffusion.vlb_terms(zeros, x0, num_bins=1)
+    call, match = BAD_INPUTS[case]
+    with pytest.raises(ValueError, match=match):
+        call(diffusion, learned)
