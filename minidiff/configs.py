@@ -30,8 +30,7 @@ from minidiff.diffusion.gaussian import LOSSES, PARAMETERIZATIONS, VARIANCES, Ga
 from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops
 from minidiff.nn.mlp import ToyMLP
 from minidiff.nn.unet import UNet
-from minidiff.process import SCHEDULES, make_schedule
-from minidiff.toy.train import toy_schedule
+from minidiff.process import SCHEDULES, make_schedule, toy_schedule
 from minidiff.training.config import MemoryFormat, Precision, TrainConfig
 
 __all__ = [

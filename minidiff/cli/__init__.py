@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from minidiff.cli import demo, sample, toy, train
 from minidiff.cli._common import version
 from minidiff.cli.demo import DEMO_DATASETS, run_demo
-from minidiff.cli.toy import SAMPLERS, ToySettings, run_toy
+from minidiff.cli.toy import TOY_SAMPLERS, ToySettings, run_toy
 
 __all__ = [
     "DEMO_DATASETS",
-    "SAMPLERS",
+    "TOY_SAMPLERS",
     "ToySettings",
     "build_parser",
     "main",

@@ -25,14 +25,14 @@ from minidiff.cli._common import (
     write_atomic,
     write_text,
 )
+from minidiff.process import ddim_timesteps, toy_schedule
 from minidiff.toy.datasets import DATASETS, make_dataset
 from minidiff.toy.metrics import energy_distance, mmd, sliced_wasserstein
-from minidiff.toy.sampling import sample_ancestral, sample_ddim
-from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, toy_schedule, train_ddpm
+from minidiff.toy.sampling import TOY_SAMPLERS, sample_ancestral, sample_ddim
+from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, train_ddpm
 
-__all__ = ["SAMPLERS", "ToySettings", "add_parser", "add_run_options", "run", "run_toy"]
+__all__ = ["TOY_SAMPLERS", "ToySettings", "add_parser", "add_run_options", "run", "run_toy"]
 
-SAMPLERS = ("ancestral", "ddim")
 METRIC_REPEATS = 3  # held-out sets that each distance is averaged over
 NOISE_LEVELS = (0.8, 0.45, 0.2)  # sqrt(1 - alpha_bar_t) of the middle trajectory panels
 
@@ -47,7 +47,7 @@ class ToySettings:
     n_samples: int = 2000  # samples drawn, and held-out points they are compared with
     n_train: int = 20_000  # size of the training set
     T: int = DEFAULT_T  # diffusion steps of the toy schedule
-    sampler: str = "ancestral"  # one of SAMPLERS
+    sampler: str = "ancestral"  # one of TOY_SAMPLERS
     ddim_steps: int = 50  # denoiser calls of the DDIM sampler
     progress: bool = True  # tqdm progress bars on stderr
 
@@ -85,7 +85,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--n-train", type=int_at_least(1), default=defaults.n_train, help="training set size"
     )
     toy.add_argument("--T", type=int_at_least(21), default=defaults.T, help="diffusion steps")
-    toy.add_argument("--sampler", choices=SAMPLERS, default=defaults.sampler)
+    toy.add_argument("--sampler", choices=TOY_SAMPLERS, default=defaults.sampler)
     toy.add_argument(
         "--ddim-steps", type=int_at_least(1), default=defaults.ddim_steps, help="DDIM steps, <= T"
     )
@@ -136,11 +136,9 @@ def _sample(settings: ToySettings, denoiser, schedule, rng):
         samples, trajectory = sample_ancestral(
             denoiser, schedule, x_T, rng, return_trajectory=True, progress=progress
         )
-        steps = np.arange(schedule.T, -1, -1)
-        ts = [int(steps[i]) for i in _panels(steps, schedule)]  # trajectory[t] is x_t
-        return samples, trajectory, ts, ts
+        grid = ddim_timesteps(schedule.T)  # T, ..., 0
     elif settings.sampler == "ddim":
-        samples, trajectory, grid = sample_ddim(
+        samples, trajectory = sample_ddim(
             denoiser,
             schedule,
             x_T,
@@ -149,10 +147,11 @@ def _sample(settings: ToySettings, denoiser, schedule, rng):
             return_trajectory=True,
             progress=progress,
         )
-        ts = _panels(grid, schedule)  # trajectory[i] is the state at step grid[i]
-        return samples, trajectory, ts, [int(grid[i]) for i in ts]
+        grid = ddim_timesteps(schedule.T, settings.ddim_steps)
     else:
-        raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
+        raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {TOY_SAMPLERS}")
+    ts = _panels(grid, schedule)  # trajectory[i] is the state at step grid[i]
+    return samples, trajectory, ts, [int(grid[i]) for i in ts]
 
 
 def _evaluate(name: str, samples, data, rng, repeats: int = METRIC_REPEATS) -> dict[str, dict]:

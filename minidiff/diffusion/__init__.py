@@ -66,8 +66,7 @@ from minidiff.diffusion.langevin import (  # noqa: E402
     sample_pc,
 )
 from minidiff.diffusion.samplers import (  # noqa: E402
-    SPACINGS,
-    ddim_grid,
+    SamplerOptions,
     ddim_invert,
     sample_ancestral,
     sample_ddim,
@@ -81,8 +80,7 @@ from minidiff.diffusion.sde import (  # noqa: E402
 )
 
 __all__ += [
-    "SPACINGS",
-    "ddim_grid",
+    "SamplerOptions",
     "ddim_invert",
     "sample_ancestral",
     "sample_ddim",

@@ -8,15 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidiff.diffusion.samplers import SPACINGS, ddim_grid, sample_ddim
+from minidiff.diffusion.samplers import sample_ddim
 from minidiff.diffusion.sde import (
-    dpm_solver_pp_2m_tables,
+    dpm_solver_pp_2m_coefficients,
     ode_sigma,
     sample_dpm_solver_pp_2m,
     sample_ode,
     sample_sde,
 )
-from minidiff.process import linear_schedule
+from minidiff.process import SPACINGS, ddim_timesteps, linear_schedule
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
     SCHEDULE,
@@ -75,15 +75,15 @@ def test_dpm_solver_pp_tables_are_algorithm_2(schedule, spacing, data):
     1 + 1/(2r) and -1/(2r)); c = 0 on the first and the last jump (first order); all
     finite."""
     steps = data.draw(st.integers(3, schedule.T))
-    grid = ddim_grid(schedule, steps, spacing)
-    tables = dpm_solver_pp_2m_tables(schedule, grid)
-    assert all(np.all(np.isfinite(v)) for v in tables.values())
-    assert tables["c"][0] == 0 and tables["c"][-1] == 0
+    grid = ddim_timesteps(schedule.T, steps, spacing)
+    tables = dpm_solver_pp_2m_coefficients(schedule, grid)
+    assert all(np.all(np.isfinite(v)) for v in (tables.a, tables.b, tables.c))
+    assert tables.c[0] == 0 and tables.c[-1] == 0
     with np.errstate(invalid="ignore"):
         h = 0.5 * (schedule.log_snr[grid[1:]] - schedule.log_snr[grid[:-1]])
     total = schedule.sqrt_alpha_bar[grid[1:]] * -np.expm1(-h)
-    np.testing.assert_allclose(tables["b"] + tables["c"], total, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
-    assert np.all(tables["c"] <= 0)
+    np.testing.assert_allclose(tables.b + tables.c, total, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
+    assert np.all(tables.c <= 0)
 
 
 def test_ode_sigma_is_the_noise_level_of_y():
@@ -215,7 +215,7 @@ def test_float32_ode_sde_and_dpm_solver_are_finite_for_any_schedule(schedule, da
     )
     steps = data.draw(st.integers(1, schedule.T))
     spacing = data.draw(st.sampled_from(SPACINGS))
-    grid = ddim_grid(schedule, steps, spacing)
+    grid = ddim_timesteps(schedule.T, steps, spacing)
     h = -np.expm1(schedule.log_alpha_bar[grid[:-1]] - schedule.log_alpha_bar[grid[1:]])
     assert np.all((h >= 0) & (h <= 1))
     denoiser, diffusion = exact(schedule, parameterization)
