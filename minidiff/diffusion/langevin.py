@@ -25,6 +25,7 @@ Interface as in `minidiff.diffusion.samplers` (shape or x_T and the `SamplerOpti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -85,7 +86,7 @@ def langevin_corrector(
         x: (B, ...) the state at level t (1..T). alpha: the factor alpha_t of the rule.
         generator, noise: where z comes from, as for the samplers.
     """
-    draw_z = lambda like: draw(like, generator, noise)  # noqa: E731
+    draw_z = functools.partial(draw, generator=generator, noise=noise)
     return _correct(denoiser, diffusion, x, t, snr, alpha, draw_z)
 
 

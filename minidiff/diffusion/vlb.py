@@ -116,8 +116,8 @@ def discretized_gaussian_log_likelihood(
         log_scale: the log standard deviation (not the variance), broadcastable with ``x``.
         num_bins: the number of data values (256 for 8-bit data).
     """
-    last = _check_num_bins(num_bins) - 1
-    index = check_on_bins(x, num_bins)
+    index = check_on_bins(x, num_bins)  # checks num_bins too
+    last = int(num_bins) - 1
     x, mean, log_scale = torch.broadcast_tensors(x, mean, log_scale)
     index = index.expand_as(x)
 

@@ -324,3 +324,23 @@ def test_torch_and_numpy_trajectories_have_the_same_layout(sampler):
     assert actual.shape == expected.shape == (len(ddim_timesteps(30, options.get("steps"))), 6, 2)
     np.testing.assert_array_equal(expected[0], x_T)
     np.testing.assert_allclose(actual.numpy(), expected, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
+
+
+@pytest.mark.parametrize("name", ["ddim_invert", "sample_ode", "sample_dpm_solver_pp_2m"])
+def test_deterministic_samplers_refuse_a_noise_source(name):
+    """The deterministic samplers draw no z, so a ``noise`` source would be silently unused:
+    they raise TypeError naming the option instead."""
+    from minidiff import diffusion as torch_diffusion
+
+    denoiser, diffusion = exact(linear_schedule(5))
+    with pytest.raises(TypeError, match="'noise'"):
+        getattr(torch_diffusion, name)(denoiser, diffusion, torch.zeros(4, 2), noise=torch.randn)
+
+
+@pytest.mark.parametrize("sampler", [sample_ancestral, sample_ddim])
+def test_samplers_refuse_an_unknown_option(sampler):
+    """A misspelt option (here ``generater``) raises TypeError naming it, as a Python keyword
+    argument would."""
+    denoiser, diffusion = exact(linear_schedule(5))
+    with pytest.raises(TypeError, match="'generater'"):
+        sampler(denoiser, diffusion, (4, 2), generater=torch.Generator())
