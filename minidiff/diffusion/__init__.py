@@ -73,7 +73,6 @@ from minidiff.diffusion.samplers import (  # noqa: E402
 )
 from minidiff.diffusion.sde import (  # noqa: E402
     ODE_METHODS,
-    ode_sigma,
     sample_dpm_solver_pp_2m,
     sample_ode,
     sample_sde,
@@ -85,7 +84,6 @@ __all__ += [
     "sample_ancestral",
     "sample_ddim",
     "ODE_METHODS",
-    "ode_sigma",
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",

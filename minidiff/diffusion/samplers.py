@@ -38,12 +38,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Spacing, ddim_coefficients
+from minidiff.process import Spacing, ddim_coefficients, ddim_inversion_coefficients
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -167,6 +166,7 @@ def ddim_invert(
 
     In y = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar) the ODE is
     dy / dsigma = eps(x, t); each jump t_prev -> t of the reversed grid takes one step
+    (the factors: `minidiff.process.ddim_inversion_coefficients`)
 
         x_t = sqrt(alpha_bar_t / alpha_bar_{t_prev}) x_{t_prev}
               + (sqrt(1 - alpha_bar_t) - sqrt(alpha_bar_t) sigma_{t_prev}) eps_hat,
@@ -189,13 +189,8 @@ def ddim_invert(
         diffusion, x0, options, desc="ddim_invert", steps=steps, spacing=spacing,
         stochastic=False, upward=True,
     )  # fmt: skip
-    schedule = diffusion.schedule
-    t_prev, t = frame.grid[:-1], frame.grid[1:]  # the jumps t_prev -> t, upward
-    with np.errstate(divide="ignore"):
-        scale = np.exp(0.5 * (schedule.log_alpha_bar[t] - schedule.log_alpha_bar[t_prev]))
-        sigma_prev = schedule.sqrt_one_minus_alpha_bar[t_prev] / schedule.sqrt_alpha_bar[t_prev]
-    direction = schedule.sqrt_one_minus_alpha_bar[t] - schedule.sqrt_alpha_bar[t] * sigma_prev
-    scale, direction = frame.table(scale), frame.table(direction)
+    upward = ddim_inversion_coefficients(diffusion.schedule, frame.grid[:-1], frame.grid[1:])
+    scale, direction = map(frame.table, upward)
     x = frame.x_T
     for i, _, t_up in frame.jumps():
         _, eps = denoise(denoiser, diffusion, x, t_up)

@@ -32,6 +32,9 @@ alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar
   lambda = log(sqrt(alpha_bar) / sqrt(1 - alpha_bar)) (half the log SNR) with the data
   prediction x0_hat.
 
+The per-jump coefficients come from `minidiff.process` (`ddim_coefficients`, `ode_sigma`,
+`sde_step_variance`, `dpm_solver_pp_2m_coefficients`).
+
 Interface as in `minidiff.diffusion.samplers` (shape or x_T, and the `SamplerOptions`
 generator, noise, progress, return_trajectory with the same layout along the grid, dtype,
 device; the ODE and DPM-Solver++ are deterministic and refuse ``noise``).
@@ -40,7 +43,6 @@ device; the ODE and DPM-Solver++ are deterministic and refuse ``noise``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
@@ -48,7 +50,13 @@ import torch
 
 from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Schedule, Spacing, ddim_coefficients
+from minidiff.process import (
+    Spacing,
+    ddim_coefficients,
+    dpm_solver_pp_2m_coefficients,
+    ode_sigma,
+    sde_step_variance,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -56,9 +64,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ODE_METHODS",
     "OdeMethod",
-    "DpmSolverCoefficients",
-    "dpm_solver_pp_2m_coefficients",
-    "ode_sigma",
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",
@@ -66,14 +71,6 @@ __all__ = [
 
 OdeMethod = Literal["euler", "heun"]
 ODE_METHODS: tuple[str, ...] = get_args(OdeMethod)
-
-
-def ode_sigma(schedule: Schedule) -> np.ndarray:
-    """(T + 1,) sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) = exp(-log SNR_t / 2), the
-    noise level of y = x / sqrt(alpha_bar) (Song, Meng & Ermon 2021, eq. 14): 0 at t = 0,
-    inf where alpha_bar_t = 0."""
-    with np.errstate(over="ignore"):
-        return np.exp(-0.5 * schedule.log_snr)
 
 
 @torch.no_grad()
@@ -172,7 +169,7 @@ def sample_sde(
     )  # fmt: skip
     schedule = diffusion.schedule
     t, t_prev = frame.grid[:-1], frame.grid[1:]
-    h = -np.expm1(schedule.log_alpha_bar[t] - schedule.log_alpha_bar[t_prev])  # 1 at beta_T = 1
+    h = sde_step_variance(schedule, t, t_prev)  # 1 at beta_T = 1
     h_table, root_h = frame.table(h), frame.table(np.sqrt(h))
     score_scale = frame.table(1.0 / schedule.sqrt_one_minus_alpha_bar[t])
     x = frame.x_T
@@ -184,41 +181,6 @@ def sample_sde(
             x = x + root_h[i] * frame.draw(x)
         frame.record(x)
     return frame.result(x)
-
-
-@dataclass(frozen=True)
-class DpmSolverCoefficients:
-    """Per-jump factors of DPM-Solver++(2M):
-    x_{t_i} = a_i x_{t_{i-1}} + b_i x0_hat_{i-1} + c_i x0_hat_{i-2}, each (N,)."""
-
-    a: np.ndarray
-    b: np.ndarray
-    c: np.ndarray
-
-
-def dpm_solver_pp_2m_coefficients(schedule: Schedule, grid: np.ndarray) -> DpmSolverCoefficients:
-    """Per-jump float64 coefficients of DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2):
-    x_{t_i} = a_i x_{t_{i-1}} + b_i x0_hat_{i-1} + c_i x0_hat_{i-2} with
-
-        h_i = lambda_{t_i} - lambda_{t_{i-1}},  a_i = sigma_{t_i} / sigma_{t_{i-1}},
-        D_i = (1 + 1 / (2 r_i)) x0_hat_{i-1} - 1 / (2 r_i) x0_hat_{i-2},  r_i = h_{i-1} / h_i,
-        x_{t_i} = a_i x_{t_{i-1}} - alpha_{t_i} (exp(-h_i) - 1) D_i,
-
-    (alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar)). The first jump (no previous
-    prediction) and the last one (lambda_0 = inf makes h infinite, r = 0) are first
-    order (D = x0_hat_{i-1}); a previous h of +inf (from alpha_bar_T = 0) also gives
-    weight 0 to the older prediction.
-    """
-    half_log_snr = 0.5 * schedule.log_snr  # lambda, -inf at alpha_bar = 0, +inf at t = 0
-    t, t_prev = grid[:-1], grid[1:]  # the jump t -> t_prev
-    h = half_log_snr[t_prev] - half_log_snr[t]  # > 0, possibly inf
-    second_order = (np.arange(len(t)) > 0) & (t_prev > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(second_order, h / (2 * np.roll(h, 1)), 0.0)
-    weight = np.where(second_order & np.isfinite(ratio), ratio, 0.0)  # 1 / (2 r_i)
-    b = -schedule.sqrt_alpha_bar[t_prev] * np.expm1(-h)  # alpha (1 - e^{-h}) >= 0
-    a = schedule.sqrt_one_minus_alpha_bar[t_prev] / schedule.sqrt_one_minus_alpha_bar[t]
-    return DpmSolverCoefficients(a=a, b=b * (1 + weight), c=-b * weight)
 
 
 @torch.no_grad()
@@ -234,7 +196,8 @@ def sample_dpm_solver_pp_2m(
 ):
     """DPM-Solver++(2M), Lu et al. (2022), Algorithm 2: the multistep second-order
     solver of the probability-flow ODE in lambda = half log SNR with the data prediction
-    x0_hat (coefficients: `dpm_solver_pp_2m_coefficients`). One denoiser call per jump.
+    x0_hat (coefficients: `minidiff.process.dpm_solver_pp_2m_coefficients`). One denoiser
+    call per jump.
 
     Args:
         denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.

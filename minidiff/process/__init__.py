@@ -2,7 +2,8 @@
 
 Schedules, the forward marginals q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0) and the
 fixed reverse variances, conversions between eps / x0 / v / score, Gaussian KL and the
-discretised likelihood, DDIM's sigma(eta), its update's factors and its grid of steps.
+discretised likelihood, DDIM's sigma(eta), its update's factors and its grid of steps, and
+the per-jump factors of the ODE and SDE solvers.
 Every per-step quantity used anywhere in minidiff is computed here.
 """
 
@@ -55,6 +56,13 @@ from minidiff.process.schedule import (
     rescale_zero_terminal_snr,
     sigmoid_schedule,
 )
+from minidiff.process.solvers import (
+    DpmSolverCoefficients,
+    ddim_inversion_coefficients,
+    dpm_solver_pp_2m_coefficients,
+    ode_sigma,
+    sde_step_variance,
+)
 
 __all__ = [
     "FIXED_VARIANCES",
@@ -62,6 +70,7 @@ __all__ = [
     "SCHEDULES",
     "SPACINGS",
     "DdimCoefficients",
+    "DpmSolverCoefficients",
     "FixedVariance",
     "Parameterization",
     "Schedule",
@@ -71,10 +80,12 @@ __all__ = [
     "cosine_schedule",
     "ddim_coefficients",
     "ddim_direction",
+    "ddim_inversion_coefficients",
     "ddim_posterior_mean_var",
     "ddim_sigma",
     "ddim_timesteps",
     "discretized_gaussian_log_likelihood",
+    "dpm_solver_pp_2m_coefficients",
     "eps_from_score",
     "eps_from_v",
     "eps_from_x0",
@@ -83,6 +94,7 @@ __all__ = [
     "log_alpha_bar_ratio",
     "make_schedule",
     "normal_kl",
+    "ode_sigma",
     "posterior_mean_from_eps",
     "posterior_mean_var",
     "q_mean_var",
@@ -92,6 +104,7 @@ __all__ = [
     "rescale_zero_terminal_snr",
     "reverse_variance",
     "score_from_eps",
+    "sde_step_variance",
     "sigmoid_schedule",
     "standard_normal_cdf",
     "toy_schedule",

@@ -3,9 +3,9 @@
 - `sample_ancestral`: Ho et al. (2020), Algorithm 2, with x_0 predicted by eq. 15 and the
   mean of p(x_{t-1} | x_t) set to the posterior mean of eq. 7 at that prediction.
 - `sample_ddim`: Song, Meng & Ermon (2021), eq. 12, on a grid of
-  `minidiff.process.ddim_timesteps`, with
-  sigma(eta) of eq. 16: eta = 0 is deterministic DDIM, eta = 1 on the full grid T, ..., 0
-  is ancestral sampling again (same noise draws, same result to round-off).
+  `minidiff.process.ddim_timesteps`, with sigma(eta) of eq. 16: eta = 0 is deterministic
+  DDIM, eta = 1 on the full grid T, ..., 0 is ancestral sampling again (same noise draws,
+  same result to round-off).
 
 A denoiser is any callable ``denoiser(xt: (B, ...), t: (B,) int) -> eps: (B, ...)``: a
 trained network, `GaussianMixture.denoiser` or a test double. The noise is drawn with
