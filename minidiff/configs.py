@@ -28,7 +28,7 @@ change when a run is resumed.
 - ``cifar10-small``: the same recipe with `UNet.small_cifar10` (about 1/6 of the FLOPs)
   and 100k steps, for one GPU in hours (see `describe` and the comments).
 - ``digits``: the 8x8 scikit-learn digits, a tiny U-Net; CPU minutes.
-- ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.toy.toy_schedule`.
+- ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.process.toy_schedule`.
 """
 
 from __future__ import annotations
@@ -51,9 +51,8 @@ from minidiff.diffusion.gaussian import (
 from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops
 from minidiff.nn.mlp import ToyMLP, ToyMLPConfig
 from minidiff.nn.unet import UNet, UNetConfig
-from minidiff.process import SCHEDULES, Schedule, make_schedule
+from minidiff.process import SCHEDULES, Schedule, make_schedule, toy_schedule
 from minidiff.sections import assign
-from minidiff.toy.train import toy_schedule
 from minidiff.training.config import TrainConfig, resumable
 
 __all__ = [
@@ -81,7 +80,7 @@ MODELS: tuple[str, ...] = get_args(ModelKind)
 MODEL_CONFIGS = {"unet": UNetConfig, "mlp": ToyMLPConfig}  # the model section's classes
 Sampler = Literal["ancestral", "ddim"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
-SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.toy.toy_schedule`
+SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.process.toy_schedule`
 # settings `override` leaves alone: the name, and the output width `build_model` derives
 FIXED_FIELDS = ("name", "model.out_channels", "model.out_dim")
 # training-set sizes, for the epochs in `describe` (2-D data is drawn fresh: no entry)
@@ -133,7 +132,7 @@ class DiffusionConfig:
             )
 
     def build_schedule(self) -> Schedule:
-        """The noise schedule: `minidiff.toy.toy_schedule` for "toy", else
+        """The noise schedule: `minidiff.process.toy_schedule` for "toy", else
         `minidiff.process.make_schedule` with the paper's defaults."""
         if self.schedule == "toy":
             return toy_schedule(self.T)

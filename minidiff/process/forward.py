@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidiff.process._time import as_float64, check_batch, check_t, gather, over_batch
+from minidiff.process.indexing import as_float64, check_batch, check_t, gather, over_batch
 from minidiff.process.schedule import Schedule
 
 __all__ = ["q_step_mean_var", "q_mean_var", "q_mean_var_between", "q_sample", "log_alpha_bar_ratio"]
@@ -60,7 +60,7 @@ def q_step_mean_var(
     Returns:
         mean and var, both shaped like ``x_prev``.
     """
-    x_prev = as_float64(x_prev, "x_prev")
+    x_prev = as_float64(x_prev)
     t = check_t(t, schedule.T)
     check_batch(x_prev, t, "x_prev")
     mean = gather(np.sqrt(schedule.alpha), t, x_prev.ndim) * x_prev
@@ -83,7 +83,7 @@ def q_mean_var(
     Returns:
         mean and var, both shaped like ``x0``.
     """
-    x0 = as_float64(x0, "x0")
+    x0 = as_float64(x0)
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
     mean = gather(schedule.sqrt_alpha_bar, t, x0.ndim) * x0
@@ -107,7 +107,7 @@ def q_mean_var_between(
     Returns:
         mean and var, both shaped like ``xs``.
     """
-    xs = as_float64(xs, "xs")
+    xs = as_float64(xs)
     s = check_t(s, schedule.T, low=0, name="s")
     t = check_t(t, schedule.T, low=0)
     if np.any(s > t):
@@ -136,8 +136,8 @@ def q_sample(
     Returns:
         x_t: (B, ...).
     """
-    x0 = as_float64(x0, "x0")
-    eps = as_float64(eps, "eps")
+    x0 = as_float64(x0)
+    eps = as_float64(eps)
     if eps.shape != x0.shape:
         raise ValueError(f"eps must have the shape of x0 {x0.shape}, got {eps.shape}")
     t = check_t(t, schedule.T, low=0)

@@ -16,21 +16,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
+from minidiff.process import ddim_timesteps, toy_schedule
 from minidiff.toy.datasets import make_dataset
 from minidiff.toy.metrics import energy_distance, mmd, sliced_wasserstein
-from minidiff.toy.sampling import sample_ancestral, sample_ddim
-from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, toy_schedule, train_ddpm
+from minidiff.toy.sampling import TOY_SAMPLERS, ToySampler, sample_ancestral, sample_ddim
+from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, train_ddpm
 
 __all__ = [
     "METRIC_REPEATS", "TOY_SAMPLERS", "ToySampler", "ToySettings", "one_blas_thread", "run_toy",
 ]  # fmt: skip
-
-ToySampler = Literal["ancestral", "ddim"]  # `minidiff.toy.sampling`'s NumPy samplers
-TOY_SAMPLERS: tuple[str, ...] = get_args(ToySampler)
 
 METRIC_REPEATS = 3  # held-out sets that each distance is averaged over
 NOISE_LEVELS = (0.8, 0.45, 0.2)  # sqrt(1 - alpha_bar_t) of the middle trajectory panels
@@ -97,11 +94,9 @@ def _sample(settings: ToySettings, denoiser, schedule, rng):
         samples, trajectory = sample_ancestral(
             denoiser, schedule, x_T, rng, return_trajectory=True, progress=progress
         )
-        steps = np.arange(schedule.T, -1, -1)
-        ts = [int(steps[i]) for i in _panels(steps, schedule)]  # trajectory[t] is x_t
-        return samples, trajectory, ts, ts
+        grid = ddim_timesteps(schedule.T)  # T, ..., 0
     elif settings.sampler == "ddim":
-        samples, trajectory, grid = sample_ddim(
+        samples, trajectory = sample_ddim(
             denoiser,
             schedule,
             x_T,
@@ -110,10 +105,11 @@ def _sample(settings: ToySettings, denoiser, schedule, rng):
             return_trajectory=True,
             progress=progress,
         )
-        ts = _panels(grid, schedule)  # trajectory[i] is the state at step grid[i]
-        return samples, trajectory, ts, [int(grid[i]) for i in ts]
+        grid = ddim_timesteps(schedule.T, settings.ddim_steps)
     else:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {TOY_SAMPLERS}")
+    ts = _panels(grid, schedule)  # trajectory[i] is the state at step grid[i]
+    return samples, trajectory, ts, [int(grid[i]) for i in ts]
 
 
 def _evaluate(name: str, samples, data, rng, repeats: int = METRIC_REPEATS) -> dict[str, dict]:

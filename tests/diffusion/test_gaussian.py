@@ -99,6 +99,56 @@ def test_p_mean_variance_is_the_process_posterior_at_the_implied_x0(
         close(model["var"][torch.from_numpy(later)], var[later])
 
 
+@given(
+    schedule_and_conditioned_t(min_alpha_bar=1e-200),
+    st.sampled_from(PARAMETERIZATIONS),
+    st.sampled_from(VARIANCES),
+    st.sampled_from([None, 0.5]),
+    st.integers(0, 2**32 - 1),
+)
+def test_predict_x0_eps_is_x0_hat_and_eps_hat_of_the_reverse_step(
+    schedule_t, parameterization, variance, clip_x0, seed
+):
+    """predict_x0_eps (what the DDIM, ODE and SDE samplers call) returns exactly the x0 and
+    eps of p_mean_variance, with and without clipping; after clipping, eps_hat is
+    `process.eps_from_x0` at the clipped x0_hat (so x_t = sqrt(alpha_bar_t) x0_hat +
+    sqrt(1 - alpha_bar_t) eps_hat still holds)."""
+    schedule, t = schedule_t
+    rng = np.random.default_rng(seed)
+    B, D = t.shape[0], 3
+    prediction, xt = rng.normal(size=(2, B, D))
+    output = prediction
+    if variance == "learned_range":
+        output = np.concatenate([prediction, rng.uniform(-1.0, 1.0, size=(B, D))], axis=1)
+    diffusion = GaussianDiffusion(schedule, parameterization, variance)
+    args = (tensor(output), tensor(xt), torch.from_numpy(t), clip_x0)
+    x0, eps = diffusion.predict_x0_eps(*args)
+    step = diffusion.p_mean_variance(*args)
+    assert torch.equal(x0, step["x0"]) and torch.equal(eps, step["eps"])
+    if clip_x0 is not None:
+        assert float(x0.abs().max()) <= clip_x0
+        expected = process.eps_from_x0(schedule, xt, t, x0.numpy())
+        close(eps, expected, rtol=RTOL_LOOSE, atol=ATOL_LOOSE * (1.0 + np.abs(expected)))
+
+
+def test_gather_takes_the_schedule_tables_by_attribute():
+    """gather(schedule.<table>, t, like) is that table at t in like's dtype, shaped
+    (B, 1, ...); an array that is not one of the diffusion's schedule tables (an equal copy
+    included) raises ValueError naming what is expected."""
+    schedule = process.linear_schedule(10)
+    diffusion = GaussianDiffusion(schedule)
+    like = torch.zeros(3, 2, 2, dtype=torch.float32)
+    t = torch.tensor([1, 5, 10])
+    values = diffusion.gather(schedule.sqrt_alpha_bar, t, like)
+    assert values.shape == (3, 1, 1) and values.dtype == torch.float32
+    expected = schedule.sqrt_alpha_bar[[1, 5, 10]].astype(np.float32)
+    np.testing.assert_array_equal(values.reshape(3).numpy(), expected)
+    with pytest.raises(ValueError, match="schedule"):
+        diffusion.gather(schedule.sqrt_alpha_bar.copy(), t, like)
+    with pytest.raises(ValueError, match="schedule"):
+        diffusion.gather(process.linear_schedule(10).beta, t, like)
+
+
 @given(schedule_and_conditioned_t(), st.sampled_from(VARIANCES), st.integers(0, 2**32 - 1))
 def test_parameterizations_give_the_same_reverse_step_given_their_exact_targets(
     schedule_t, variance, seed

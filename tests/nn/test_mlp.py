@@ -9,12 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minidiff.nn.mlp import ToyMLP, ToyMLPConfig, toy_sinusoidal_embedding
+from minidiff.process import toy_schedule
 from minidiff.toy.datasets import make_dataset
 from minidiff.toy.metrics import sliced_wasserstein
 from minidiff.toy.mlp import ACTIVATIONS, MLP
 from minidiff.toy.mlp import sinusoidal_embedding as numpy_sinusoidal_embedding
 from minidiff.toy.sampling import sample_ancestral
-from minidiff.toy.train import toy_schedule, train_ddpm
+from minidiff.toy.train import train_ddpm
 from tests.tolerances import ATOL, N_STANDARD_ERRORS, RTOL
 
 
