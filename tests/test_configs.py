@@ -239,24 +239,11 @@ def test_bad_speed_and_bookkeeping_values_are_refused_by_name(assignment, match)
 TINY_UNET = ["base_channels=32", "channel_mults=1", "attention_resolutions=", "T=20",
              "batch_size=4", "sampling_steps=5"]  # fmt: skip
 TINY_MLP = ["hidden=16", "embed_dim=8", "T=30", "batch_size=8"]
-# x0-prediction under the bound on 8-bit-like data: an untrained network's x0_hat lies
-# far (in units of the decoder's tiny std at t = 1) from the outermost bins, whose
-# probability, computed as a difference of erfc's, underflows to 0: L_0 = +inf and the step
-# is skipped. The log-probability needs log-space tails (log Phi), which
-# `minidiff.diffusion.vlb.discretized_gaussian_log_likelihood` does not take yet.
-L0_UNDERFLOW = pytest.mark.xfail(
-    strict=True, reason="L_0 underflows to +inf for an untrained x0-predictor on binned data"
-)
 COMBINATIONS = [
-    pytest.param(
-        *combination, name,
-        marks=[L0_UNDERFLOW] if (combination[0], combination[2], name) in (
-            ("x0", "vlb", "digits"), ("x0", "hybrid", "digits")
-        ) and combination[1:] != ("learned_range", "simple") else [],
-    )
+    (*combination, name)
     for name in ("digits", "toy2d")
     for combination in itertools.product(PARAMETERIZATIONS, VARIANCES, LOSSES)
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("parameterization", "variance", "loss", "name"), COMBINATIONS)

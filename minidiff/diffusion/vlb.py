@@ -91,13 +91,24 @@ def check_on_bins(x: torch.Tensor, num_bins: int) -> torch.Tensor:
     return index
 
 
-def _normal_interval_prob(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """P(lower < Z < upper) for a standard normal Z, lower <= upper (may be +-inf), with
-    erfc taken on the side of zero where the interval lies, so far tails keep their digits."""
-    sqrt2 = math.sqrt(2.0)
-    left_side = 0.5 * (torch.special.erfc(-upper / sqrt2) - torch.special.erfc(-lower / sqrt2))
-    right_side = 0.5 * (torch.special.erfc(lower / sqrt2) - torch.special.erfc(upper / sqrt2))
-    return torch.where(lower > 0, right_side, left_side)
+def _log1mexp(d: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(d)) for d <= 0, accurate near 0 and for large -d (Maechler 2012)."""
+    return torch.where(d > -_LOG_2, torch.log(-torch.expm1(d)), torch.log1p(-torch.exp(d)))
+
+
+def _log_normal_interval_prob(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """log P(lower < Z < upper) for a standard normal Z, lower <= upper (may be +-inf).
+
+    Computed in log space on the side of zero where the interval lies, as
+    log Phi(u) + log(1 - Phi(l) / Phi(u)) with Phi's logarithm from `torch.special.log_ndtr`,
+    so an interval far in a tail keeps a finite log probability where Phi(u) - Phi(l) itself
+    would underflow to 0 (an untrained network's decoder at t = 1 lands there).
+    """
+    flip = lower > 0  # P(l < Z < u) = P(-u < Z < -l): put the interval left of zero
+    low, high = torch.where(flip, -upper, lower), torch.where(flip, -lower, upper)
+    log_high = torch.special.log_ndtr(high)
+    log_prob = log_high + _log1mexp(torch.special.log_ndtr(low) - log_high)
+    return torch.where(low < high, log_prob, -math.inf)  # an empty interval (zero scale)
 
 
 def discretized_gaussian_log_likelihood(
@@ -131,7 +142,7 @@ def discretized_gaussian_log_likelihood(
     inf = torch.full_like(x, math.inf)
     lower = torch.where(index == 0, -inf, standardise(edge(index - 1)))
     upper = torch.where(index == last, inf, standardise(edge(index)))
-    return torch.log(_normal_interval_prob(lower, upper).clamp(min=0.0))
+    return _log_normal_interval_prob(lower, upper)
 
 
 def prior_term_bpd(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
