@@ -249,7 +249,9 @@ def resize_bilinear_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
         (B, C, S, S) in x's dtype.
     """
     if not x.is_floating_point() or x.ndim != 4:
-        raise ValueError(f"x must be a floating (B, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be a floating (B, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}"
+        )
 
     def axis(in_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         scale = torch.tensor(in_size / size, dtype=torch.float32)
@@ -348,7 +350,8 @@ def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
     ):
         raise ValueError(
             "images must be a floating tensor (B, 1 or 3, H, W) in [-1, 1], got "
-            f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}"
+            f"{getattr(images, 'dtype', type(images).__name__)} "
+            f"{tuple(getattr(images, 'shape', ()))}"
         )
     pixels = torch.round((images.detach().cpu().double() + 1.0) * 127.5).clamp(0, 255)
     return pixels.to(torch.uint8).expand(-1, 3, -1, -1).contiguous()

@@ -35,7 +35,11 @@ def _reference_modules():
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0)")
     folder = Path(spec.submodule_search_locations[0])
-    saved = {name: sys.modules.get(name) for name in list(sys.modules) if name.startswith("torch_fidelity")}
+    saved = {
+        name: sys.modules.get(name)
+        for name in list(sys.modules)
+        if name.startswith("torch_fidelity")
+    }
     package = types.ModuleType("torch_fidelity")
     package.__path__ = [str(folder)]
     sys.modules["torch_fidelity"] = package
@@ -137,11 +141,15 @@ def test_resize_equals_tensorflow1_bilinear_reference(reference):
 
 def test_resize_keeps_constants_and_samples_source_grid():
     """A constant image stays constant; destination pixel i reads source i * in / out, so
-    upsampling by a factor k = 4 (a scale exact in float32) keeps every k-th pixel equal to the source."""
+    upsampling by k = 4 (a scale exact in float32) keeps every k-th pixel equal to the source."""
     x = torch.full((1, 1, 5, 5), 7.0, dtype=torch.float64)
     assert torch.equal(resize_bilinear_tf1(x, 13), torch.full((1, 1, 13, 13), 7.0, dtype=x.dtype))
-    source = torch.rand((1, 2, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    torch.testing.assert_close(resize_bilinear_tf1(source, 16)[..., ::4, ::4], source, rtol=0, atol=1e-12)
+    source = torch.rand(
+        (1, 2, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    torch.testing.assert_close(
+        resize_bilinear_tf1(source, 16)[..., ::4, ::4], source, rtol=0, atol=1e-12
+    )
 
 
 def test_features_do_not_depend_on_batch_or_order_even_in_train_mode():
@@ -225,7 +233,9 @@ def test_reproduces_torch_fidelity_published_cifar10_figures():
     def features(images: np.ndarray, name: str) -> np.ndarray:
         tensor = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).contiguous()
         with torch.no_grad():
-            return np.concatenate([network(chunk)[name].double().numpy() for chunk in tensor.split(100)])
+            return np.concatenate(
+                [network(chunk)[name].double().numpy() for chunk in tensor.split(100)]
+            )
 
     fid = frechet_inception_distance(features(train[:5000], "2048"), features(test[:5000], "2048"))
     assert abs(fid.value - 10.3233274) <= 1e-4

@@ -102,7 +102,9 @@ def test_is_of_class_sorted_splits_is_one_and_shuffling_restores_it():
     """Balanced one-hot over 10 classes sorted by class, 10 unshuffled parts: every part is
     one class, IS = 1 (the unshuffled-splits bug); a seeded shuffle gives nearly 10."""
     p = np.repeat(np.eye(10), 100, axis=0)  # sorted by class
-    assert inception_score(p, splits=10, shuffle=False, probabilities=True).mean == pytest.approx(1.0)
+    assert inception_score(p, splits=10, shuffle=False, probabilities=True).mean == pytest.approx(
+        1.0
+    )
     assert inception_score(p, splits=10, shuffle=True, probabilities=True).mean > 9.0
 
 
@@ -111,7 +113,9 @@ def test_is_logits_equal_their_softmax_probabilities():
     logits = np.random.default_rng(2).normal(size=(50, 7)) * 3
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     a, b = inception_score(logits, splits=5), inception_score(p, splits=5, probabilities=True)
-    assert math.isclose(a.mean, b.mean, rel_tol=RTOL_LOOSE) and math.isclose(a.std, b.std, rel_tol=1e-6)
+    assert math.isclose(a.mean, b.mean, rel_tol=RTOL_LOOSE) and math.isclose(
+        a.std, b.std, rel_tol=1e-6
+    )
 
 
 @given(rngs())
@@ -130,7 +134,13 @@ def test_precision_recall_of_identical_sets_is_one():
     """Every point lies in its own ball: precision = recall = 1."""
     x = np.random.default_rng(3).normal(size=(40, 2))
     result = precision_recall(x, x)
-    assert (result.precision, result.recall, result.n_real, result.n_fake, result.k) == (1, 1, 40, 40, 3)
+    assert (result.precision, result.recall, result.n_real, result.n_fake, result.k) == (
+        1,
+        1,
+        40,
+        40,
+        3,
+    )
 
 
 def test_mode_dropping_lowers_recall_not_precision():
