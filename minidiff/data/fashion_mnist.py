@@ -79,7 +79,8 @@ def _decoded(folder: Path, stem: str) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(
             f"Fashion-MNIST file {path} is missing: install the Debian package "
-            f"{FASHION_MNIST_PACKAGE} (apt-get install {FASHION_MNIST_PACKAGE}, or make system-deps)"
+            f"{FASHION_MNIST_PACKAGE} (apt-get install {FASHION_MNIST_PACKAGE}; "
+            "make system-deps does it)"
         )
     raw = gzip.decompress(path.read_bytes())
     digest = hashlib.sha256(raw).hexdigest()

@@ -20,6 +20,7 @@ three this package knows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -139,8 +140,10 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], size: int = 500):
     return apply
 
 
+@functools.lru_cache(maxsize=2)
 def digits_space(seed: int = 0) -> FeatureSpace:
-    """The digits classifier (`DigitsClassifier`): 64 features, 10 classes."""
+    """The digits classifier (`DigitsClassifier`): 64 features, 10 classes (fitted once
+    per process and seed)."""
     from minidiff.evaluation.digits import DigitsClassifier
 
     classifier = DigitsClassifier.fit(seed=seed)

@@ -29,7 +29,9 @@ def problem():
     mixture = GaussianMixture.isotropic([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [0.3, 0.5])
     x0 = torch.as_tensor(mixture.sample(48, np.random.default_rng(0)))
     sigma_1 = ode_sigma(diffusion.schedule)[1]
-    smoothed = GaussianMixture(mixture.weights, mixture.means, mixture.covs + sigma_1**2 * np.eye(2))
+    smoothed = GaussianMixture(
+        mixture.weights, mixture.means, mixture.covs + sigma_1**2 * np.eye(2)
+    )
     exact = torch.as_tensor(smoothed.log_prob(x0.numpy()))  # log density of x0 + sigma_1 z
     return diffusion, mixture, x0, exact
 
@@ -63,7 +65,9 @@ def test_hutchinson_estimate_is_unbiased(problem):
                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
     error = estimate - exact
     assert float(error.abs().max()) > 0  # it is an estimate
-    assert abs(float(error.mean())) <= N_STANDARD_ERRORS * float(error.std()) / math.sqrt(len(error))
+    assert abs(float(error.mean())) <= N_STANDARD_ERRORS * float(error.std()) / math.sqrt(
+        len(error)
+    )
 
 
 def test_vlb_bounds_the_exact_negative_log_likelihood(problem):
