@@ -33,6 +33,7 @@ from torch import nn
 __all__ = [
     "FeatureSpace",
     "FashionJudge",
+    "digits_classifier",
     "digits_space",
     "fashion_judge",
     "fashion_space",
@@ -107,7 +108,7 @@ def fashion_judge(seed: int = 0, *, progress: bool = False) -> tuple[FashionJudg
         return judge.eval().requires_grad_(False), float(stored["accuracy"])
     judge, accuracy = train_fashion_judge(seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"state": judge.state_dict(), "accuracy": torch.tensor(accuracy)}
+    record = {"state": judge.state_dict(), "accuracy": torch.tensor(accuracy, dtype=torch.float64)}
     write_atomic(path, lambda f: torch.save(record, f))
     return judge, accuracy
 
@@ -141,12 +142,16 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], size: int = 500):
 
 
 @functools.lru_cache(maxsize=2)
-def digits_space(seed: int = 0) -> FeatureSpace:
-    """The digits classifier (`DigitsClassifier`): 64 features, 10 classes (fitted once
-    per process and seed)."""
+def digits_classifier(seed: int = 0):
+    """`DigitsClassifier.fit(seed)`, fitted once per process and seed."""
     from minidiff.evaluation.digits import DigitsClassifier
 
-    classifier = DigitsClassifier.fit(seed=seed)
+    return DigitsClassifier.fit(seed=seed)
+
+
+def digits_space(seed: int = 0) -> FeatureSpace:
+    """The digits classifier (`DigitsClassifier`): 64 features, 10 classes."""
+    classifier = digits_classifier(seed)
 
     def logits(images: torch.Tensor) -> np.ndarray:
         return np.log(np.clip(classifier.predict_proba(images), 1e-300, None))
