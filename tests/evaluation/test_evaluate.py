@@ -85,6 +85,7 @@ def test_reference_statistics_are_cached(run_dir, tmp_path, capsys, tmp_path_fac
         (("--metrics", "fid", "--n", "50"), "too small for FID in 64 features"),
         (("--reference", "fashion-mnist"), "does not match the model's data 'digits'"),
         (("--sampler", "euler-maruyama"), "sampler must be one of"),
+        (("--reference", "imagenet"), "reference must be one of"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(run_dir, tmp_path, capsys, extra, message):
