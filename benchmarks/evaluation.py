@@ -112,10 +112,12 @@ def digits_metrics(steps: int, seed: int, n_likelihood: int = 128, ode_steps: in
         floor_kid = m.kernel_inception_distance(train_features[:n], test_features, subset_size=n)
         pr = m.precision_recall(test_features, sample_features[:n])
         floor_pr = m.precision_recall(test_features, train_features[:n])
-        rows.append({"n": n, "n_reference": len(test_features), "fid": model_fid.value,
-                     "fid_floor": floor_fid.value, "kid": kid.mean, "kid_floor": floor_kid.mean,
-                     "precision": pr.precision, "recall": pr.recall,
-                     "precision_floor": floor_pr.precision, "recall_floor": floor_pr.recall})  # fmt: skip
+        rows.append({
+            "n": n, "n_reference": len(test_features), "fid": model_fid.value,
+            "fid_floor": floor_fid.value, "kid": kid.mean, "kid_floor": floor_kid.mean,
+            "precision": pr.precision, "recall": pr.recall,
+            "precision_floor": floor_pr.precision, "recall_floor": floor_pr.recall,
+        })  # fmt: skip
     x0 = test[:n_likelihood]
     generator = torch.Generator().manual_seed(seed)
     vlb = vlb_bits_per_dim(run.model, run.diffusion, x0, num_bins=p.num_bins, generator=generator)

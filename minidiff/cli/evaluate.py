@@ -38,8 +38,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=int_at_least(1), default=1000, help="samples to draw")
     evaluate.add_argument("--sampler", default=None, help="ancestral or ddim (default: preset's)")
     evaluate.add_argument("--steps", type=int_at_least(1), default=None, help="DDIM steps")
-    evaluate.add_argument("--reference", default=None,
-                          help=f"{', '.join(REFERENCES)} (default: the model's data set)")  # fmt: skip
+    evaluate.add_argument(
+        "--reference", default=None, help=f"{', '.join(REFERENCES)} (default: the model's data)"
+    )
     evaluate.add_argument(
         "--inception-weights",
         default=None,
