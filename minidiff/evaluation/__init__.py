@@ -25,7 +25,8 @@ from minidiff.evaluation.digits import (
     quantise_digits,
 )
 from minidiff.evaluation.frechet import frechet_distance, gaussian_statistics, psd_sqrt
-from minidiff.evaluation.inception import FIDInception, load_inception
+from minidiff.evaluation.inception import FIDInception
+from minidiff.evaluation.inception_weights import load_inception
 from minidiff.evaluation.likelihood import (
     mixture_denoiser,
     ode_bits_per_dim,

@@ -117,7 +117,7 @@ def check_settings(settings: EvaluateSettings, run) -> str:
     if ("pr" in settings.metrics or "kid" in settings.metrics) and n < PR_K + 1:
         raise ValueError(f"n = {n} is too small for KID / precision-recall: need n >= {PR_K + 1}")
     if reference == "cifar10" and set(settings.metrics) & set(FEATURE_METRICS):
-        from minidiff.evaluation.inception import inception_weights_path
+        from minidiff.evaluation.inception_weights import inception_weights_path
 
         inception_weights_path(settings.inception_weights)  # raises InceptionWeightsError
     return reference

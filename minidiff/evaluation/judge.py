@@ -172,7 +172,8 @@ def fashion_space(seed: int = 0, *, progress: bool = False) -> FeatureSpace:
 
 def inception_space(weights=None) -> FeatureSpace:
     """The FID Inception with the published weights: 2048 features, the bias-free logits."""
-    from minidiff.evaluation.inception import images_to_uint8, load_inception
+    from minidiff.evaluation.inception import images_to_uint8
+    from minidiff.evaluation.inception_weights import load_inception
 
     network = load_inception(weights)
     return FeatureSpace(

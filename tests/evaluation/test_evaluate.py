@@ -12,7 +12,7 @@ import torch
 
 from minidiff.cli import main
 from minidiff.evaluation.evaluate import EvaluateSettings, check_settings, parse_metrics
-from minidiff.evaluation.inception import InceptionWeightsError
+from minidiff.evaluation.inception_weights import InceptionWeightsError
 from tests.test_runs import TINY
 
 torch.set_num_threads(1)
@@ -69,13 +69,18 @@ def test_evaluate_writes_every_metric_with_its_floor_and_n(run_dir, tmp_path, ca
 
 
 def test_reference_statistics_are_cached(run_dir, tmp_path, capsys, tmp_path_factory):
-    """A second evaluation reuses the cached reference features (one file per setting)."""
-    for name in ("a.json", "b.json"):
-        assert main(evaluate_args(run_dir, tmp_path / name, "--metrics", "kid", "--n", "20")) == 0
-    cached = list((tmp_path_factory.getbasetemp() / "cache" / "reference-statistics").glob("*.npz"))
-    assert cached
+    """The reference features are written once per setting (keyed by the space, n and the
+    data's SHA-256) and reused: a second evaluation leaves the cache file untouched and
+    gives the same figures; another n adds another file."""
+    folder = tmp_path_factory.getbasetemp() / "cache" / "reference-statistics"
+    assert main(evaluate_args(run_dir, tmp_path / "a.json", "--metrics", "kid", "--n", "20")) == 0
+    before = {path: path.stat().st_mtime_ns for path in folder.glob("*.npz")}
+    assert main(evaluate_args(run_dir, tmp_path / "b.json", "--metrics", "kid", "--n", "20")) == 0
+    assert {path: path.stat().st_mtime_ns for path in folder.glob("*.npz")} == before
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
     assert a["metrics"] == b["metrics"]
+    assert main(evaluate_args(run_dir, tmp_path / "c.json", "--metrics", "kid", "--n", "21")) == 0
+    assert len(list(folder.glob("*.npz"))) == len(before) + 1
 
 
 @pytest.mark.parametrize(

@@ -15,14 +15,16 @@ import torch
 
 from minidiff.evaluation.inception import (
     FEATURE_NAMES,
+    FIDInception,
+    images_to_uint8,
+    resize_bilinear_tf1,
+)
+from minidiff.evaluation.inception_weights import (
     INCEPTION_SHA256,
     WEIGHTS_ENV,
-    FIDInception,
     InceptionWeightsError,
-    images_to_uint8,
     inception_weights_path,
     load_inception,
-    resize_bilinear_tf1,
 )
 
 PARITY_TOL = 1e-5  # relative to the largest |feature|, float64 on both sides
