@@ -5,6 +5,7 @@
     minidiff train --config digits --out runs/digits        # train a preset (minidiff.configs)
     minidiff train --config cifar10 --dry-run               # its size, cost and a time estimate
     minidiff sample --checkpoint runs/digits --out grid.png # a sample grid from a checkpoint
+    minidiff evaluate --checkpoint runs/digits --out m.json # FID, IS, KID, P/R, bits/dim
 
 Every subcommand validates all of its arguments before it creates a folder or writes a
 file; bad input exits with status 2 and a one-line message on stderr. Files are written
@@ -24,12 +25,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from minidiff.cli import demo, sample, toy, train
+from minidiff.cli import demo, evaluate, sample, toy, train
 from minidiff.cli._common import version
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample}
+COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate}
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
