@@ -100,7 +100,7 @@ def digits_metrics(steps: int, seed: int, n_likelihood: int = 128, ode_steps: in
         train_seconds = time.perf_counter() - start
         run = runs.load_run(Path(folder) / "run", device="cpu")
     space = digits_space(seed)
-    train, test = load_digits("train", pad_to=p.pad_to), load_digits("test", pad_to=p.pad_to)
+    train, test = (load_digits(split, pad_to=p.data.pad_to) for split in ("train", "test"))
     samples = runs.sample(run, max(SIZES), seed=seed)
     sample_features, train_features = space.features(samples), space.features(train)
     test_features = space.features(test)
@@ -120,8 +120,9 @@ def digits_metrics(steps: int, seed: int, n_likelihood: int = 128, ode_steps: in
         })  # fmt: skip
     x0 = test[:n_likelihood]
     generator = torch.Generator().manual_seed(seed)
-    vlb = vlb_bits_per_dim(run.model, run.diffusion, x0, num_bins=p.num_bins, generator=generator)
-    ode = ode_bits_per_dim(run.model, run.diffusion, x0, num_bins=p.num_bins, steps=ode_steps,
+    num_bins = p.training.num_bins
+    vlb = vlb_bits_per_dim(run.model, run.diffusion, x0, num_bins=num_bins, generator=generator)
+    ode = ode_bits_per_dim(run.model, run.diffusion, x0, num_bins=num_bins, steps=ode_steps,
                            generator=generator)  # fmt: skip
     return {
         "steps": steps,

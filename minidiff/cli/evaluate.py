@@ -4,7 +4,7 @@
     minidiff evaluate --checkpoint runs/cifar10 --metrics fid,is --n 10000 \\
         --inception-weights pt_inception-2015-12-05-6726825d.pth --out metrics.json
 
-The pipeline is `minidiff.evaluation.evaluate`; this file parses and prints. Bad input (an
+The pipeline is `minidiff.runs.evaluate`; this file parses and prints. Bad input (an
 unknown metric, n too small for the feature dimension, a missing weights file, a reference
 that is not the model's data) exits with status 2 and one line on stderr, writing nothing.
 """
@@ -21,7 +21,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add ``evaluate`` to the subcommands ``commands``."""
-    from minidiff.evaluation.evaluate import METRICS, REFERENCES
+    from minidiff.runs.evaluate import METRICS, REFERENCES
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``minidiff evaluate`` with parsed arguments; returns the exit status."""
     from minidiff import runs
     from minidiff.data.archive import write_json_atomic
-    from minidiff.evaluation import evaluate as pipeline
+    from minidiff.runs import evaluate as pipeline
     from minidiff.training.checkpoint import CheckpointError
 
     out: Path = args.out

@@ -9,7 +9,6 @@
 - `likelihood`: bits/dim by the variational bound and by the probability-flow ODE (exact or
   Hutchinson-Skilling divergence, uniform dequantization).
 - `judge`: a Fashion-MNIST CNN judge trained here and the feature spaces of the metrics.
-- `evaluate`: the pipeline of ``minidiff evaluate``.
 - `digits`: a digits classifier trained on the real 8x8 digits and the sample-quality
   metrics of a digits model (confident share, class coverage, Fréchet distance in the
   classifier's features next to its train-vs-test floor).

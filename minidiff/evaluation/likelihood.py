@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.diffusion.sde import ode_sigma
+from minidiff.process import ode_sigma
 
 __all__ = [
     "DIVERGENCES",
@@ -80,8 +80,7 @@ def _summary(values: torch.Tensor, method: str) -> LikelihoodResult:
 
 def _eps(denoiser, diffusion: GaussianDiffusion, x: torch.Tensor, t: int) -> torch.Tensor:
     t_batch = torch.full((x.shape[0],), t, dtype=torch.int64, device=x.device)
-    prediction, _ = diffusion.split_output(denoiser(x, t_batch))
-    return diffusion.x0_eps_from_prediction(prediction, x, t_batch)[1]
+    return diffusion.predict_x0_eps(denoiser(x, t_batch), x, t_batch)[1]
 
 
 def _eps_and_divergence(
@@ -229,7 +228,8 @@ def mixture_denoiser(mixture, diffusion: GaussianDiffusion) -> Callable[..., tor
     covs = torch.tensor(np.array(mixture.covs))  # (K, D, D)
 
     def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        alpha_bar = diffusion.table("alpha_bar", x.device, x.dtype)[t][:, None, None, None]
+        alpha_bar = torch.as_tensor(diffusion.schedule.alpha_bar, dtype=x.dtype, device=x.device)
+        alpha_bar = alpha_bar[t][:, None, None, None]
         w, mu, cov = (a.to(x.device, x.dtype) for a in (weights, means, covs))
         eye = torch.eye(mu.shape[1], dtype=x.dtype, device=x.device)
         cov_t = alpha_bar * cov + (1 - alpha_bar) * eye  # (B, K, D, D)

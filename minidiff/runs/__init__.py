@@ -21,8 +21,8 @@ A folder holds one run: `train` refuses a folder that holds another one, and con
 its own with ``resume=True``. Under ``torchrun`` only rank 0 writes.
 
 The pipelines of the command line live here too: `run_toy` (the NumPy toy of ``minidiff
-toy``), `run_demo` (``minidiff demo``) and `estimate_step_seconds` (the time estimate of
-``minidiff train --dry-run``).
+toy``), `run_demo` (``minidiff demo``), `minidiff.runs.evaluate` (``minidiff evaluate``)
+and `estimate_step_seconds` (the time estimate of ``minidiff train --dry-run``).
 
 The package loads its modules on first use (PEP 562), so that ``minidiff.runs.toy``, the
 NumPy toy run, does not import torch; every name below is also ``minidiff.runs.NAME``.
@@ -37,6 +37,7 @@ from typing import Any
 _MODULES = {
     "data": ("TOY_POINTS", "new_model", "resolve_device", "training_data"),
     "demo": ("DEMO_DATASETS", "run_demo", "run_digits"),
+    "evaluate": ("EvaluateSettings",),
     "grids": ("image_grid", "save_image_grid"),
     "plots": ("read_metrics", "save_loss_plot"),
     "sampling": ("Run", "load_run", "sample"),
@@ -50,6 +51,7 @@ _SOURCE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [  # the names of _MODULES (tests/test_runs.py holds them together)
     "DEMO_DATASETS",
+    "EvaluateSettings",
     "GRID_SAMPLES",
     "Run",
     "RunError",

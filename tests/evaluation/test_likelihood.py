@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from minidiff.diffusion import GaussianDiffusion
-from minidiff.diffusion.sde import ode_sigma
 from minidiff.evaluation.likelihood import (
     mixture_denoiser,
     ode_bits_per_dim,
     ode_log_likelihood,
     vlb_bits_per_dim,
 )
-from minidiff.process import linear_schedule
+from minidiff.process import linear_schedule, ode_sigma
 from minidiff.toy.mixture import GaussianMixture
 from tests.tolerances import N_STANDARD_ERRORS
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from minidiff.cli import main
-from minidiff.evaluation.evaluate import EvaluateSettings, check_settings, parse_metrics
 from minidiff.evaluation.inception_weights import InceptionWeightsError
+from minidiff.runs.evaluate import EvaluateSettings, check_settings, parse_metrics
 from tests.test_runs import TINY
 
 torch.set_num_threads(1)
@@ -113,7 +113,8 @@ def test_missing_inception_weights_are_refused_before_any_work(run_dir, monkeypa
 
     monkeypatch.delenv("MINIDIFF_INCEPTION_WEIGHTS", raising=False)
     run = load_run(run_dir, device="cpu")
-    cifar_run = dataclasses.replace(run, preset=dataclasses.replace(run.preset, dataset="cifar10"))
+    cifar_run = dataclasses.replace(run, preset=dataclasses.replace(
+        run.preset, data=dataclasses.replace(run.preset.data, dataset="cifar10")))
     settings = EvaluateSettings(checkpoint=str(run_dir), metrics=("fid",), n=5000)
     with pytest.raises(InceptionWeightsError, match="--inception-weights"):
         check_settings(settings, cifar_run)

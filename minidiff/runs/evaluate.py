@@ -68,7 +68,7 @@ class EvaluateSettings:
 
 
 def _dataset(run) -> str:
-    name = run.preset.dataset
+    name = run.preset.data.dataset
     return _DATASET_ALIASES.get(name, name)
 
 
@@ -107,8 +107,9 @@ def check_settings(settings: EvaluateSettings, run) -> str:
         raise ValueError(f"reference {reference!r} does not match the model's data {dataset!r}")
     if settings.sampler is not None and settings.sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {settings.sampler!r}")
-    if settings.steps is not None and not 1 <= settings.steps <= run.preset.T:
-        raise ValueError(f"steps must be in 1..T = {run.preset.T}, got {settings.steps!r}")
+    if settings.steps is not None and not 1 <= settings.steps <= run.preset.diffusion.T:
+        T = run.preset.diffusion.T
+        raise ValueError(f"steps must be in 1..T = {T}, got {settings.steps!r}")
     n, dim = settings.n, feature_dim(reference)
     if "fid" in settings.metrics and n <= dim:
         raise ValueError(f"n = {n} is too small for FID in {dim} features: need n > {dim}")
@@ -129,11 +130,11 @@ def held_out_data(run, reference: str, root: str = "data") -> tuple[torch.Tensor
     if reference == "digits":
         from minidiff.data import load_digits
 
-        return tuple(load_digits(split, pad_to=p.pad_to) for split in ("train", "test"))
+        return tuple(load_digits(split, pad_to=p.data.pad_to) for split in ("train", "test"))
     if reference == "fashion-mnist":
         from minidiff.data.fashion_mnist import load_fashion_mnist
 
-        pad = ((p.pad_to or 28) - 28) // 2
+        pad = ((p.data.pad_to or 28) - 28) // 2
         return tuple(torch.nn.functional.pad(load_fashion_mnist(s), (pad,) * 4, value=-1.0)
                      for s in ("train", "test"))  # fmt: skip
     from minidiff.data import load_cifar10, uint8_to_model_range
@@ -212,7 +213,7 @@ def _likelihoods(names, run, test: torch.Tensor, seed: int) -> dict[str, dict[st
     from minidiff.evaluation.likelihood import ode_bits_per_dim, vlb_bits_per_dim
 
     x0 = test[:MAX_LIKELIHOOD_EXAMPLES].to(next(run.model.parameters()).device)
-    num_bins = run.preset.num_bins
+    num_bins = run.preset.training.num_bins
     out = {}
     with torch.no_grad():
         if "bpd" in names:
