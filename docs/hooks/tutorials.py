@@ -1,0 +1,69 @@
+"""mkdocs hook: render the executed tutorials and ship MathJax with the site.
+
+1. The tutorial pages are built from the executed copies in ``build/tutorials/`` (written
+   by ``docs/hooks/execute_tutorials.py``) instead of the committed notebooks, which have
+   no outputs. A missing copy is a warning, so ``mkdocs build --strict`` fails rather
+   than publish a tutorial without its figures.
+2. MathJax 3 comes from the ``django-static-mathjax`` package of the ``docs`` extra (it
+   ships MathJax's ``es5`` build) and is copied into ``site/javascripts/mathjax/``: the
+   pages typeset their math with no network. Without the package the build warns, and
+   the pages show the TeX source (``docs/javascripts/mathjax.js`` guards every call).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib.util import find_spec
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.hooks.tutorials")
+
+EXECUTED = Path(__file__).resolve().parents[2] / "build" / "tutorials"
+MATHJAX_TARGET = Path("javascripts") / "mathjax"
+# The combined TeX + MathML -> CommonHTML component and what it loads on demand: the
+# CommonHTML fonts, the TeX extensions (autoload), the menu and the accessibility code.
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output", "ui", "a11y", "sre", "adaptors")
+
+
+def on_files(files, config):
+    """Point each tutorial page at its executed copy."""
+    for file in files:
+        if file.src_uri.startswith("tutorials/") and file.src_uri.endswith(".ipynb"):
+            executed = EXECUTED / Path(file.src_uri).name
+            if executed.is_file():
+                file.abs_src_path = str(executed)
+            else:
+                log.warning(
+                    "%s has not been executed: run `make tutorials` (the page would show "
+                    "no outputs)", file.src_uri,
+                )
+    return files
+
+
+def mathjax_source() -> Path | None:
+    """The ``es5`` folder of the installed MathJax, or None if it is not installed."""
+    spec = find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    return es5 if (es5 / "tex-mml-chtml.js").is_file() else None
+
+
+def on_post_build(config):
+    """Copy MathJax into the built site."""
+    source = mathjax_source()
+    if source is None:
+        log.warning(
+            "MathJax is not installed (pip install django-static-mathjax, in the docs "
+            "extra): the pages will show raw TeX"
+        )
+        return
+    target = Path(config["site_dir"]) / MATHJAX_TARGET
+    for part in MATHJAX_PARTS:
+        path = source / part
+        if path.is_dir():
+            shutil.copytree(path, target / part, dirs_exist_ok=True)
+        elif path.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / part)
