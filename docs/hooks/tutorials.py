@@ -8,14 +8,22 @@
    ships MathJax's ``es5`` build) and is copied into ``site/javascripts/mathjax/``: the
    pages typeset their math with no network. Without the package the build warns, and
    the pages show the TeX source (``docs/javascripts/mathjax.js`` guards every call).
+3. Links in the tutorials are written for the repository, where they work in Jupyter and
+   on a code host: ``../docs/theory/score_matching.md#anchor`` or
+   ``02_toy_diffusion_in_numpy.ipynb``. On the site they are rewritten to the URLs of those
+   pages; a link to a file that is not a page of the site is a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
+import re
 import shutil
 from importlib.util import find_spec
 from pathlib import Path
+
+from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.hooks.tutorials")
 
@@ -29,7 +37,7 @@ MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output", "ui", "a11y", "sre", "ad
 def on_files(files, config):
     """Point each tutorial page at its executed copy."""
     for file in files:
-        if file.src_uri.startswith("tutorials/") and file.src_uri.endswith(".ipynb"):
+        if is_tutorial(file):
             executed = EXECUTED / Path(file.src_uri).name
             if executed.is_file():
                 file.abs_src_path = str(executed)
@@ -39,6 +47,33 @@ def on_files(files, config):
                     "no outputs)", file.src_uri,
                 )
     return files
+
+
+# href="..." of a relative link to a Markdown page or a notebook, with an optional #anchor.
+_REPO_LINK = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|/|#)([^"#]+\.(?:md|ipynb))(#[^"]*)?"')
+
+
+def is_tutorial(file) -> bool:
+    """True for the page of a tutorial notebook."""
+    return file.src_uri.startswith("tutorials/") and file.src_uri.endswith(".ipynb")
+
+
+def on_page_content(html, page, config, files):
+    """Rewrite a tutorial's links to repository files into links to their site pages."""
+    if not is_tutorial(page.file):
+        return html
+
+    def site_link(match: re.Match) -> str:
+        target = posixpath.normpath(posixpath.join("tutorials", match.group(1)))
+        src_uri = target[len("docs/"):] if target.startswith("docs/") else target
+        file = files.get_file_from_path(src_uri)
+        if file is None:
+            log.warning("%s links to %s, which is not a page of the site",
+                        page.file.src_uri, match.group(1))
+            return match.group(0)
+        return f'href="{get_relative_url(file.url, page.url)}{match.group(2) or ""}"'
+
+    return _REPO_LINK.sub(site_link, html)
 
 
 def mathjax_source() -> Path | None:
