@@ -51,7 +51,7 @@ docs-build: tutorials
 # property tests, the executed notebooks and the site in headless Chromium (screenshots
 # in site-screenshots/).
 test: venv system-deps
-	$(BIN)/ruff check minidiff tests benchmarks
+	$(BIN)/ruff check minidiff tests benchmarks docs/hooks
 	$(BIN)/python docs/hooks/execute_tutorials.py --jobs 2
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci tests
@@ -63,7 +63,7 @@ docs: tutorials
 	$(BIN)/mkdocs serve
 
 lint: venv
-	$(BIN)/ruff check minidiff tests benchmarks
+	$(BIN)/ruff check minidiff tests benchmarks docs/hooks
 
 clean:
 	rm -rf $(VENV) site site-screenshots build/tutorials .cache/mkdocs-jupyter demo-output .pytest_cache .hypothesis

@@ -23,7 +23,9 @@ CHROMIUM_FLAGS = (
 )
 
 # What a page reports once its scripts have run: MathJax's state, the typeset math, the
-# text a reader sees outside code and typeset math, the images, the links and the ids.
+# text a reader sees outside code and typeset math, the images, the links and the ids, how
+# far the page scrolls sideways, and the code blocks and display equations wider than
+# their box that cannot scroll.
 PAGE_REPORT_JS = """
 async () => {
   const mj = window.MathJax;
@@ -52,6 +54,12 @@ async () => {
     links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.href),
     ids: Array.from(document.querySelectorAll("[id], a[name]"))
       .map((node) => node.id || node.getAttribute("name")),
+    sideways: document.documentElement.scrollWidth - window.innerWidth,
+    cut: Array.from(main.querySelectorAll("pre, mjx-container[display='true']"))
+      .filter((node) => node.scrollWidth > node.clientWidth + 1)
+      .filter((node) => !["auto", "scroll"].includes(getComputedStyle(node).overflowX)
+        && !["auto", "scroll"].includes(getComputedStyle(node.parentElement).overflowX))
+      .map((node) => node.textContent.slice(0, 60)),
   };
 }
 """

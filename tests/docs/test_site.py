@@ -4,7 +4,8 @@ The built site (``site/``, written by ``mkdocs build`` before pytest in ``make t
 served on 127.0.0.1 and every page is opened. Each page must: raise no JavaScript error
 and log no console error; need nothing from another host; load MathJax from the site and
 leave no TeX source in the text a reader sees (outside code); show every image it
-references, and, for a tutorial, at least one figure. Every link within the site must
+references, and, for a tutorial, at least one figure; not scroll sideways, with every code
+block and display equation wider than its box scrolling inside it. Every link within the site must
 reach a page or file of the site, and every ``#anchor`` an element of its target page.
 
 Screenshots of the home page, a theory page and a tutorial page are written to
@@ -103,6 +104,9 @@ def test_every_page_of_the_site_reads_in_a_browser(chromium, tmp_path):
                 text = report["text"]
                 context_text = text[max(0, match.start() - 30): match.end() + 30].replace("\n", " ")
                 problems.append(f"{name}: raw TeX {match.group()!r} in '...{context_text}...'")
+            if report["sideways"] > 0:
+                problems.append(f"{name}: the page scrolls sideways by {report['sideways']} px")
+            problems += [f"{name}: cut off, cannot scroll: {text!r}" for text in report["cut"]]
             problems += [f"{name}: image not shown: {img['src']}"
                          for img in report["images"] if img["width"] == 0]
             if name.startswith("tutorials/") and not any(
