@@ -2,8 +2,9 @@
 
 1. The tutorial pages are built from the executed copies in ``build/tutorials/`` (written
    by ``docs/hooks/execute_tutorials.py``) instead of the committed notebooks, which have
-   no outputs. A missing copy is a warning, so ``mkdocs build --strict`` fails rather
-   than publish a tutorial without its figures.
+   no outputs. A missing copy, or one of an older version of the notebook, is a warning,
+   so ``mkdocs build --strict`` fails rather than publish a tutorial without its figures
+   or with old text.
 2. MathJax 3 comes from the ``django-static-mathjax`` package of the ``docs`` extra (it
    ships MathJax's ``es5`` build) and is copied into ``site/javascripts/mathjax/``: the
    pages typeset their math with no network. Without the package the build warns, and
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 import re
@@ -34,12 +36,21 @@ MATHJAX_TARGET = Path("javascripts") / "mathjax"
 MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output", "ui", "a11y", "sre", "adaptors")
 
 
+def _sources(path: Path) -> list[tuple[str, str]]:
+    """Each cell's type and source, to tell whether an executed copy is of this notebook."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [(c["cell_type"], "".join(c["source"])) for c in cells]
+
+
 def on_files(files, config):
     """Point each tutorial page at its executed copy."""
     for file in files:
         if is_tutorial(file):
             executed = EXECUTED / Path(file.src_uri).name
             if executed.is_file():
+                if _sources(executed) != _sources(Path(file.abs_src_path)):
+                    log.warning("%s changed since it was executed: run `make tutorials`",
+                                file.src_uri)
                 file.abs_src_path = str(executed)
             else:
                 log.warning(
