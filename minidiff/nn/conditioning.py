@@ -121,4 +121,3 @@ def masked_mean(context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
         return context.mean(dim=1)
     weights = mask.to(context.dtype)[:, :, None]  # (B, L, 1)
     return (context * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-

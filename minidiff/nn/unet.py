@@ -26,7 +26,6 @@ from torch.nn import functional as F
 from minidiff.nn.blocks import (
     NUM_GROUPS,
     ZERO_INIT_SCALE,
-    AttentionBlock,
     Downsample,
     ResBlock,
     Upsample,
