@@ -158,7 +158,7 @@ class MixtureClassPosterior:
         m = self.mixture
         x = xt.to(torch.float64)
         alpha_bar = self._alpha_bar[t.cpu().to(torch.int64)].to(x.device)  # (B,)
-        means = torch.from_numpy(m.means).to(x.device)  # (K, D)
+        means = torch.from_numpy(np.array(m.means)).to(x.device)  # (K, D)
         covs = torch.from_numpy(np.asarray(m.covs)).to(x.device)  # (K, D, D)
         eye = torch.eye(m.D, dtype=torch.float64, device=x.device)
         S = alpha_bar[:, None, None, None] * covs + (1 - alpha_bar)[:, None, None, None] * eye
@@ -167,7 +167,7 @@ class MixtureClassPosterior:
         z = torch.linalg.solve_triangular(L, diff[..., None], upper=False)[..., 0]  # (B, K, D)
         log_det = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (B, K)
         log_joint = (
-            torch.log(torch.from_numpy(m.weights)).to(x.device)
+            torch.log(torch.from_numpy(np.array(m.weights))).to(x.device)
             - 0.5 * (z * z).sum(-1)
             - 0.5 * log_det
             - 0.5 * m.D * math.log(2 * math.pi)

@@ -25,7 +25,7 @@ import numbers
 import torch
 from torch import nn
 
-__all__ = ["P_UNCOND", "LabelEmbedding", "drop_labels", "masked_mean"]
+__all__ = ["P_UNCOND", "LabelEmbedding", "drop_mask", "drop_labels", "masked_mean"]
 
 P_UNCOND = 0.1  # label-drop probability (Ho & Salimans 2022, sec. 4.1: 0.1 or 0.2 best)
 
@@ -38,6 +38,15 @@ def _check_probability(p_uncond: float) -> float:
     ):
         raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
     return float(p_uncond)
+
+
+def drop_mask(
+    batch: int, p_uncond: float, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """(batch,) bool, each entry True with probability ``p_uncond`` independently: which
+    conditions to drop (Ho & Salimans 2022, Algorithm 1). Draws ``batch`` uniforms."""
+    p_uncond = _check_probability(p_uncond)
+    return torch.rand((batch,), generator=generator, device=device) < p_uncond
 
 
 def drop_labels(
@@ -58,11 +67,10 @@ def drop_labels(
     Returns:
         (B,) labels, ``y``'s dtype and device.
     """
-    p_uncond = _check_probability(p_uncond)
     if y.ndim != 1 or y.dtype.is_floating_point:
         raise ValueError(f"y must be (B,) integer labels, got {y.dtype} of shape {tuple(y.shape)}")
-    u = torch.rand(y.shape, generator=generator, device=y.device)  # (B,) ~ U[0, 1)
-    return torch.where(u < p_uncond, torch.full_like(y, null_label), y)
+    drop = drop_mask(y.shape[0], p_uncond, generator, y.device)  # (B,)
+    return torch.where(drop, torch.full_like(y, null_label), y)
 
 
 class LabelEmbedding(nn.Embedding):

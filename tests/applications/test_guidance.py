@@ -112,6 +112,15 @@ def test_bad_arguments_are_refused():
         ClassifierGuidance(model, GaussianDiffusion(linear_schedule(10)), None, y, 1.0, form="x")
 
 
+def _draw_batch(data, mixture, schedule, n):
+    """x_t: (n, D) standard normal, t: (n,) in 1..T, y: (n,) in 0..K-1."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    steps = st.lists(st.integers(1, schedule.T), min_size=n, max_size=n)
+    labels = st.lists(st.integers(0, mixture.K - 1), min_size=n, max_size=n)
+    x = torch.from_numpy(rng.normal(size=(n, mixture.D)))
+    return x, torch.tensor(data.draw(steps)), torch.tensor(data.draw(labels))
+
+
 # -- classifier guidance with the exact class posterior ------------------------------------
 
 
