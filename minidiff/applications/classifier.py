@@ -159,7 +159,7 @@ class MixtureClassPosterior:
         x = xt.to(torch.float64)
         alpha_bar = self._alpha_bar[t.cpu().to(torch.int64)].to(x.device)  # (B,)
         means = torch.from_numpy(np.array(m.means)).to(x.device)  # (K, D)
-        covs = torch.from_numpy(np.asarray(m.covs)).to(x.device)  # (K, D, D)
+        covs = torch.from_numpy(np.array(m.covs)).to(x.device)  # (K, D, D)
         eye = torch.eye(m.D, dtype=torch.float64, device=x.device)
         S = alpha_bar[:, None, None, None] * covs + (1 - alpha_bar)[:, None, None, None] * eye
         diff = x[:, None, :] - alpha_bar.sqrt()[:, None, None] * means  # (B, K, D)
