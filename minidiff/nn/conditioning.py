@@ -7,11 +7,11 @@ independently (`drop_labels`). The null label is one more row of the embedding t
 index ``num_classes``, so a batch may mix real and null labels (the guided sampler of
 `minidiff.applications.guidance` evaluates both in one forward pass).
 
-Default ``p_uncond = 0.1`` (`P_UNCOND`). Ho & Salimans (2022, sec. 4.1) try 0.1, 0.2 and
-0.5 on ImageNet 64x64 and find 0.1 and 0.2 better than 0.5 at every guidance strength:
-the unconditional model only has to be good enough to supply a direction, and every
-dropped label is a step taken away from the conditional model the samples come from.
-0.1 spends the least of the training budget on it.
+Default ``p_uncond = 0.1`` (`P_UNCOND`). Ho & Salimans (2022, sec. 4, Table 1) try 0.1,
+0.2 and 0.5 on ImageNet 64x64 and find 0.5 worse than the two small values: the
+unconditional model only has to be good enough to supply a direction, and every dropped
+label is a step taken away from the conditional model the samples come from. 0.1 spends
+the least of the training budget on it.
 
 `masked_mean` pools a sequence of context vectors (a caption's tokens) over its valid
 positions; the U-Net adds a projection of it to the time embedding, as GLIDE (Nichol et
@@ -27,7 +27,7 @@ from torch import nn
 
 __all__ = ["P_UNCOND", "LabelEmbedding", "drop_mask", "drop_labels", "masked_mean"]
 
-P_UNCOND = 0.1  # label-drop probability (Ho & Salimans 2022, sec. 4.1: 0.1 or 0.2 best)
+P_UNCOND = 0.1  # label-drop probability (Ho & Salimans 2022, Table 1: 0.1 or 0.2 best)
 
 
 def _check_probability(p_uncond: float) -> float:
