@@ -62,7 +62,8 @@ TARGET_ACCURACY = 0.95
 
 def _load_or_train(config: ConditionalConfig, cache: Path | None) -> ConditionalModel:
     """Train (and save to ``cache``), or load a model trained with the same config."""
-    path = None if cache is None else cache / f"{config.condition}-{config.steps}.pt"
+    name = f"{config.condition}-{config.steps}-{config.ema_decay}.pt"
+    path = None if cache is None else cache / name
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=False)
         if saved["config"] == asdict(config):
@@ -200,6 +201,7 @@ def caption_stage(config, per_class: int, sampling_steps: int, cache):
 def main(
     stage: str, *, steps: int | None = None, per_class: int = 20, sampling_steps: int = 25,
     classifier_steps: int = 400, threads: int = 1, cache: Path | None = None,
+    ema_decay: float | None = None,
 ) -> dict:  # fmt: skip
     """Run one stage, print its tables and write its JSON."""
     if stage not in ("class", "caption"):
@@ -208,7 +210,10 @@ def main(
     config = ConditionalConfig(condition=stage)
     if steps is not None:
         config = replace(config, steps=steps)
-    print(f"{stage} model: {config.steps} steps of batch {config.batch_size}, DDIM "
+    if ema_decay is not None:  # a short run needs a shorter average than the preset's 0.999
+        config = replace(config, ema_decay=ema_decay)
+    print(f"{stage} model: {config.steps} steps of batch {config.batch_size}, EMA decay "
+          f"{config.ema_decay}, DDIM "
           f"{sampling_steps} steps (eta {config.sampling_eta}), {per_class} samples per "
           f"class and setting, {threads} torch thread(s), machine shared", flush=True)  # fmt: skip
     if stage == "class":
@@ -232,7 +237,8 @@ if __name__ == "__main__":
     parser.add_argument("--classifier-steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=None, help="save/load trained models here")
+    parser.add_argument("--ema-decay", type=float, default=None, help="default: 0.999")
     args = parser.parse_args()
     main(args.stage, steps=args.steps, per_class=args.per_class,
          sampling_steps=args.sampling_steps, classifier_steps=args.classifier_steps,
-         threads=args.threads, cache=args.cache)  # fmt: skip
+         threads=args.threads, cache=args.cache, ema_decay=args.ema_decay)  # fmt: skip
