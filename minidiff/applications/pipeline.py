@@ -69,7 +69,7 @@ class ConditionalConfig:
     steps: int = 2800
     warmup_steps: int = 100
     grad_clip: float = 1.0
-    ema_decay: float = 0.999  # for 2800 steps; a shorter run needs a shorter average (0.99 for ~400)
+    ema_decay: float = 0.999  # for 2800 steps; shorter runs need less (0.99 for ~400)
     seed: int = 0
     sampling_steps: int = 50  # DDIM steps
     sampling_eta: float = 1.0  # DDIM eta (1: stochastic, best for this small a net)
