@@ -22,6 +22,7 @@ LAYER = {
     "data": 3,
     "training": 4,
     "evaluation": 4,
+    "applications": 5,
     "sections": 6,
     "configs": 6,
     "runs": 6,

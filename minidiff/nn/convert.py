@@ -138,6 +138,9 @@ def convert_diffusers_state_dict(
         key = diffusers_key(name)
         if key not in source:
             missing.append(key)
+        elif name == "class_embedding.weight" and source[key].shape[0] == target.shape[0] - 1:
+            # diffusers has no null label: keep this net's own null row (the last one)
+            converted[name] = torch.cat([source[key], target[-1:].to(source[key])])
         elif tuple(source[key].shape) != tuple(target.shape):
             mismatched.append(
                 f"{key}: {tuple(source[key].shape)} but {name} is {tuple(target.shape)}"

@@ -26,13 +26,14 @@ from torch.nn import functional as F
 from minidiff.nn.blocks import (
     NUM_GROUPS,
     ZERO_INIT_SCALE,
-    AttentionBlock,
     Downsample,
     ResBlock,
     Upsample,
     group_norm,
     init_paper_,
 )
+from minidiff.nn.conditioning import LabelEmbedding, masked_mean
+from minidiff.nn.cross_attention import attend, attention_layer
 from minidiff.nn.embedding import TimeEmbedding
 
 __all__ = ["UNetConfig", "UNet"]
@@ -51,6 +52,7 @@ class UNetConfig:
     image_size: int = 32
     num_classes: int | None = None  # class conditioning: not in DDPM (unconditional)
     out_channels: int | None = None  # None: in_channels (an eps prediction)
+    context_dim: int | None = None  # text conditioning: width of the context vectors
 
     def check(self) -> UNetConfig:
         """Raise ValueError, naming the setting, if these settings cannot build a `UNet`;
@@ -85,14 +87,17 @@ class _UpLevel(nn.Module):
 class _Middle(nn.Module):
     """The bottleneck: ResBlock, attention, ResBlock at the lowest resolution."""
 
-    def __init__(self, channels: int, time_channels: int, dropout: float) -> None:
+    def __init__(
+        self, channels: int, time_channels: int, dropout: float, context_dim: int | None = None
+    ) -> None:
         super().__init__()
         self.res_block_1 = ResBlock(channels, channels, time_channels, dropout)
-        self.attention = AttentionBlock(channels)
+        self.attention = attention_layer(channels, True, context_dim)
         self.res_block_2 = ResBlock(channels, channels, time_channels, dropout)
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        return self.res_block_2(self.attention(self.res_block_1(h, emb)), emb)
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, context=None, mask=None) -> torch.Tensor:
+        h = attend(self.attention, self.res_block_1(h, emb), context, mask)
+        return self.res_block_2(h, emb)
 
 
 def _check_config(c: UNetConfig) -> None:
@@ -128,6 +133,8 @@ def _check_config(c: UNetConfig) -> None:
         raise ValueError(f"num_classes must be None or a positive integer, got {c.num_classes}")
     if c.out_channels is not None and not c.out_channels >= 1:
         raise ValueError(f"out_channels must be None or a positive integer, got {c.out_channels}")
+    if c.context_dim is not None and not c.context_dim >= 1:
+        raise ValueError(f"context_dim must be None or a positive integer, got {c.context_dim}")
 
 
 class UNet(nn.Module):
@@ -142,12 +149,17 @@ class UNet(nn.Module):
             ResBlock; the middle always has one.
         dropout: dropout in every ResBlock.
         image_size: height = width of the input; must be divisible by 2**(levels - 1).
-        num_classes: if given, a class-conditional net: a learned label embedding is added
-            to the time embedding, and ``forward`` requires ``y``. (Not in DDPM; the
-            conditioning of Dhariwal & Nichol 2021, sec. 3, in its simplest form.)
+        num_classes: if given, a class-conditional net: a learned label embedding
+            (`minidiff.nn.conditioning.LabelEmbedding`, with the null label num_classes) is
+            added to the time embedding. (Not in DDPM; the conditioning of Dhariwal &
+            Nichol 2021, sec. 3, in its simplest form.)
         out_channels: output channels; default ``in_channels`` (eps, x0 or v). Use
             ``2 * in_channels`` for a learned variance (Nichol & Dhariwal 2021, sec. 3.1):
             the second half is the interpolation weight of the log variance.
+        context_dim: if given, the net takes a context (B, L, context_dim) (a caption's
+            token vectors): every attention layer also cross-attends to it
+            (`minidiff.nn.cross_attention`), and a projection of its masked mean is added
+            to the time embedding.
 
     Raises:
         ValueError: on an argument that cannot build a U-Net (named in the message).
@@ -164,11 +176,13 @@ class UNet(nn.Module):
         image_size: int,
         num_classes: int | None = None,
         out_channels: int | None = None,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
         config = UNetConfig(
             in_channels, base_channels, tuple(channel_mults), num_res_blocks,
             tuple(attention_resolutions), dropout, image_size, num_classes, out_channels,
+            context_dim,
         )  # fmt: skip
         self.config = config.check()
         out_channels = in_channels if out_channels is None else out_channels
@@ -176,11 +190,15 @@ class UNet(nn.Module):
         # (appendix B; "temb" in the DDPM code); every ResBlock adds a projection of it.
         time_channels = 4 * base_channels
         self.time_embedding = TimeEmbedding(base_channels, time_channels)
-        # Labels (optional, not in DDPM): one learned vector per class, N(0, 1) initialised,
-        # added to the time embedding, so it reaches every ResBlock the same way.
+        # Labels (optional, not in DDPM): one learned vector per class and one for the null
+        # label, N(0, 1) initialised, added to the time embedding, so it reaches every
+        # ResBlock the same way. A context (optional): its masked mean, projected, likewise.
         self.class_embedding = None
         if num_classes is not None:
-            self.class_embedding = nn.Embedding(num_classes, time_channels)
+            self.class_embedding = LabelEmbedding(num_classes, time_channels)
+        self.context_projection = None
+        if context_dim is not None:
+            self.context_projection = nn.Linear(context_dim, time_channels)
         self.input_conv = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         # Down path (PixelCNN++'s U-Net, Salimans et al. 2017, with GroupNorm for weight
@@ -192,32 +210,32 @@ class UNet(nn.Module):
         channels = base_channels
         self.down = nn.ModuleList()
         for level, mult in enumerate(channel_mults):
-            attend = image_size // 2**level in attention_resolutions
+            attend_here = image_size // 2**level in attention_resolutions
             blocks, attentions = [], []
             for _ in range(num_res_blocks):
                 blocks.append(ResBlock(channels, base_channels * mult, time_channels, dropout))
                 channels = base_channels * mult
-                attentions.append(AttentionBlock(channels) if attend else nn.Identity())
+                attentions.append(attention_layer(channels, attend_here, context_dim))
                 skip_channels.append(channels)
             self.down.append(_DownLevel(blocks, attentions, down=level < levels - 1))
             if level < levels - 1:
                 skip_channels.append(channels)
 
         # Middle: ResBlock, attention, ResBlock, at the lowest resolution (the DDPM code).
-        self.middle = _Middle(channels, time_channels, dropout)
+        self.middle = _Middle(channels, time_channels, dropout, context_dim)
 
         # Up path: num_res_blocks + 1 ResBlocks per level, each taking the concatenation of
         # h with one saved activation, so every saved one is used; an Upsample between levels.
         # Stored in the order it runs: self.up[0] is the lowest resolution.
         self.up = nn.ModuleList()
         for level in reversed(range(levels)):
-            attend = image_size // 2**level in attention_resolutions
+            attend_here = image_size // 2**level in attention_resolutions
             blocks, attentions = [], []
             for _ in range(num_res_blocks + 1):
                 out = base_channels * channel_mults[level]
                 blocks.append(ResBlock(channels + skip_channels.pop(), out, time_channels, dropout))
                 channels = out
-                attentions.append(AttentionBlock(channels) if attend else nn.Identity())
+                attentions.append(attention_layer(channels, attend_here, context_dim))
             self.up.append(_UpLevel(blocks, attentions, up=level > 0))
 
         # Output head: GroupNorm, SiLU, 3x3 conv to out_channels (the DDPM code).
@@ -258,46 +276,58 @@ class UNet(nn.Module):
         return cls(**{**asdict(UNetConfig()), **settings, **overrides})
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict from x_t, shape (B, C, H, W), at timesteps t, shape (B,).
 
         Args:
             x: the noisy images x_t, shape (B, in_channels, image_size, image_size).
             t: integer (or real) timesteps, shape (B,).
-            y: class labels in [0, num_classes), shape (B,), int64; required for a
-                class-conditional net and refused by an unconditional one.
+            y: class labels in [0, num_classes], shape (B,), int64, num_classes being
+                the null label; None is all null labels for a class-conditional net. An
+                unconditional net refuses labels.
+            context: (B, L, context_dim) context vectors, for a net built with
+                ``context_dim`` (required there, refused elsewhere).
+            context_mask: (B, L) bool, True at the valid context positions; None: all.
 
         Returns:
             The prediction, shape (B, out_channels, image_size, image_size).
         """
-        self._check_inputs(x, t, y)
+        self._check_inputs(x, t, y, context)
         emb = self.time_embedding(t)  # (B, 4 base)
         if self.class_embedding is not None:
+            y = self.class_embedding.null_labels(x.shape[0], x.device) if y is None else y
             emb = emb + self.class_embedding(y)  # (B, 4 base)
+        if self.context_projection is not None:
+            emb = emb + self.context_projection(masked_mean(context, context_mask))
 
         h = self.input_conv(x)  # (B, base, H, W)
         saved = [h]
         for level in self.down:
             for block, attention in zip(level.res_blocks, level.attentions, strict=True):
-                h = attention(block(h, emb))  # (B, C_level, H_level, W_level)
+                h = attend(attention, block(h, emb), context, context_mask)  # (B, C_l, H_l, W_l)
                 saved.append(h)
             if level.downsample is not None:
                 h = level.downsample(h)  # (B, C_level, H_level / 2, W_level / 2)
                 saved.append(h)
 
-        h = self.middle(h, emb)  # (B, C_last, H_last, W_last)
+        h = self.middle(h, emb, context, context_mask)  # (B, C_last, H_last, W_last)
 
         for level in self.up:
             for block, attention in zip(level.res_blocks, level.attentions, strict=True):
                 h = torch.cat([h, saved.pop()], dim=1)  # (B, C + C_saved, H_level, W_level)
-                h = attention(block(h, emb))  # (B, C_level, H_level, W_level)
+                h = attend(attention, block(h, emb), context, context_mask)  # (B, C_l, H_l, W_l)
             if level.upsample is not None:
                 h = level.upsample(h)  # (B, C_level, 2 H_level, 2 W_level)
 
         return self.out_conv(F.silu(self.out_norm(h)))  # (B, out_channels, H, W)
 
-    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
+    def _check_inputs(self, x: torch.Tensor, t: torch.Tensor, y, context) -> None:
         c = self.config
         expected = (c.in_channels, c.image_size, c.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
@@ -305,18 +335,15 @@ class UNet(nn.Module):
                              f"got {tuple(x.shape)}")  # fmt: skip
         if tuple(t.shape) != (x.shape[0],):
             raise ValueError(f"t must have shape (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
+        if (context is None) != (c.context_dim is None):
+            raise ValueError(f"context must be given exactly when the U-Net has a context_dim "
+                             f"(context_dim={c.context_dim})")  # fmt: skip
+        if context is not None and (context.ndim != 3 or context.shape[0] != x.shape[0]
+                                    or context.shape[2] != c.context_dim):  # fmt: skip
+            raise ValueError(f"context must have shape ({x.shape[0]}, L, {c.context_dim}), "
+                             f"got {tuple(context.shape)}")  # fmt: skip
         if self.class_embedding is None:
             if y is not None:
                 raise ValueError("y was given but this U-Net is unconditional (num_classes=None)")
-            return
-        if y is None:
-            raise ValueError(f"y is required: this U-Net is class-conditional "
-                             f"(num_classes={c.num_classes})")  # fmt: skip
-        if tuple(y.shape) != (x.shape[0],) or y.is_floating_point():
-            raise ValueError(f"y must be integer labels of shape ({x.shape[0]},), "
-                             f"got {y.dtype} of shape {tuple(y.shape)}")  # fmt: skip
-        if y.device.type != "meta" and y.numel() > 0:
-            low, high = int(y.min()), int(y.max())
-            if low < 0 or high >= c.num_classes:
-                raise ValueError(f"y must lie in [0, {c.num_classes}), got values in "
-                                 f"[{low}, {high}]")  # fmt: skip
+        elif y is not None:
+            self.class_embedding.check(y, x.shape[0])
