@@ -49,7 +49,7 @@ def test_wav_round_trip(tmp_path):
     with pytest.raises(ValueError, match="mono"):
         write_wav(tmp_path / "b.wav", torch.zeros(2, 5))
     with pytest.raises(ValueError, match="NaN"):
-        write_wav(tmp_path / "c.wav", torch.tensor([float("nan")]))
+        write_wav(tmp_path / "c.wav", torch.tensor([0.0, float("nan")]))
 
 
 def test_missing_espeak_is_named(monkeypatch):
