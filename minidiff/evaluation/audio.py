@@ -27,6 +27,7 @@ __all__ = [
     "mel_filterbank",
     "log_mel",
     "SpokenDigitsJudge",
+    "save_spectrograms",
 ]
 
 
@@ -132,3 +133,30 @@ class SpokenDigitsJudge:
         return frechet_distance(
             *gaussian_statistics(self.features(a)), *gaussian_statistics(self.features(b))
         )
+
+
+def save_spectrograms(
+    waveforms: torch.Tensor, path, rate: int, *, titles: list[str] | None = None
+) -> None:
+    """Save a PNG with the waveform (top) and log-mel spectrogram (bottom) of each of the
+    (N, 1, S) waveforms, one column each (matplotlib, imported here)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = len(waveforms)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must name each of the {n} waveforms, got {len(titles)}")
+    mel = log_mel(waveforms, rate)
+    fig, axes = plt.subplots(2, n, figsize=(3 * n, 4), squeeze=False)
+    for i in range(n):
+        axes[0, i].plot(torch.arange(waveforms.shape[-1]) / rate, waveforms[i].reshape(-1), lw=0.5)
+        axes[0, i].set_title(titles[i] if titles else f"sample {i}")
+        axes[1, i].imshow(mel[i], origin="lower", aspect="auto")
+        axes[1, i].set_xlabel("frame")
+    axes[0, 0].set_ylabel("amplitude")
+    axes[1, 0].set_ylabel("mel band")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

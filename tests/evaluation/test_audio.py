@@ -11,6 +11,7 @@ from minidiff.evaluation.audio import (
     frequency_distance,
     log_mel,
     mel_filterbank,
+    save_spectrograms,
 )
 
 
@@ -65,3 +66,12 @@ def test_judge_separates_tones_by_pitch_class():
     assert judge.accuracy(x_new, y_new) > 0.8  # 4 classes: chance is 0.25
     assert judge.features(x_new).shape == (300, 16)
     assert judge.frechet(x_new, x_new) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_save_spectrograms_writes_a_png(tmp_path):
+    """A PNG file appears; a titles list of the wrong length is rejected."""
+    x, _ = synthetic_tones(2, 512)
+    save_spectrograms(x, tmp_path / "s.png", SAMPLE_RATE, titles=["a", "b"])
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="titles"):
+        save_spectrograms(x, tmp_path / "t.png", SAMPLE_RATE, titles=["a"])
