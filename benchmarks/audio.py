@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tone-cpu-minutes", type=float, default=4.0)
     parser.add_argument("--digit-cpu-minutes", type=float, default=6.0)
-    parser.add_argument("--wall-minutes", type=float, default=30.0, help="cap per model")
+    parser.add_argument("--tone-wall-minutes", type=float, default=30.0, help="wall cap")
+    parser.add_argument("--digit-wall-minutes", type=float, default=30.0, help="wall cap")
     parser.add_argument("--tone-samples", type=int, default=200)
     parser.add_argument("--samples-per-digit", type=int, default=5)
     parser.add_argument("--ddim-steps", type=int, default=10)
@@ -143,9 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     (RESULTS / "audio").mkdir(parents=True, exist_ok=True)
-    tone = tones(args.tone_cpu_minutes, args.wall_minutes, args.tone_samples)
+    tone = tones(args.tone_cpu_minutes, args.tone_wall_minutes, args.tone_samples)
     digit = digits(
-        args.digit_cpu_minutes, args.wall_minutes, args.samples_per_digit, args.ddim_steps
+        args.digit_cpu_minutes, args.digit_wall_minutes, args.samples_per_digit, args.ddim_steps
     )
     rows = [
         (

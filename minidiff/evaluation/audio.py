@@ -151,9 +151,11 @@ def save_spectrograms(
     mel = log_mel(waveforms, rate)
     fig, axes = plt.subplots(2, n, figsize=(3 * n, 4), squeeze=False)
     for i in range(n):
-        axes[0, i].plot(torch.arange(waveforms.shape[-1]) / rate, waveforms[i].reshape(-1), lw=0.5)
+        axes[0, i].plot(
+            np.arange(waveforms.shape[-1]) / rate, waveforms[i].reshape(-1).numpy(), lw=0.5
+        )
         axes[0, i].set_title(titles[i] if titles else f"sample {i}")
-        axes[1, i].imshow(mel[i], origin="lower", aspect="auto")
+        axes[1, i].imshow(mel[i].numpy(), origin="lower", aspect="auto")
         axes[1, i].set_xlabel("frame")
     axes[0, 0].set_ylabel("amplitude")
     axes[1, 0].set_ylabel("mel band")
