@@ -19,6 +19,7 @@ LAYER = {
     "toy": 2,
     "nn": 3,
     "diffusion": 3,
+    "discrete": 3,
     "data": 3,
     "training": 4,
     "evaluation": 4,

@@ -1,0 +1,4 @@
+import torch
+
+# Small networks and exact enumerations: one thread per test worker is fastest.
+torch.set_num_threads(1)
