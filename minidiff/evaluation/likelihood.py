@@ -228,7 +228,7 @@ def mixture_denoiser(mixture, diffusion: GaussianDiffusion) -> Callable[..., tor
     covs = torch.tensor(np.array(mixture.covs))  # (K, D, D)
 
     def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        alpha_bar = torch.as_tensor(diffusion.schedule.alpha_bar, dtype=x.dtype, device=x.device)
+        alpha_bar = torch.tensor(diffusion.schedule.alpha_bar, dtype=x.dtype, device=x.device)
         alpha_bar = alpha_bar[t][:, None, None, None]
         w, mu, cov = (a.to(x.device, x.dtype) for a in (weights, means, covs))
         eye = torch.eye(mu.shape[1], dtype=x.dtype, device=x.device)
