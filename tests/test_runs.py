@@ -290,3 +290,11 @@ def test_cifar10_data_is_a_loader_of_flipped_images_in_the_presets_shape(tmp_pat
     assert x0.min() >= -1 and x0.max() <= 1
     with pytest.raises(FileNotFoundError, match="CIFAR-10 not found"):
         training_data(preset("cifar10"), root=tmp_path / "missing")
+
+
+def test_image_data_with_a_network_for_points_names_the_model(tmp_path):
+    """The digits preset with model=mlp: the error names the model and what it takes,
+    rather than two equal shapes."""
+    with pytest.raises(ValueError, match="mlp") as info:
+        training_data(override(preset("digits"), ["model=mlp"]))
+    assert "expects (1, 8, 8)" not in str(info.value)

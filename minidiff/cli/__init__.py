@@ -23,7 +23,7 @@ import argparse
 from collections.abc import Sequence
 
 from minidiff.cli import demo, sample, toy, train
-from minidiff.cli._common import version
+from minidiff.cli._common import version, warnings_on_one_line
 from minidiff.cli.demo import DEMO_DATASETS, run_demo
 from minidiff.cli.toy import SAMPLERS, ToySettings, run_toy
 
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = _build()
     args = parser.parse_args(argv)
     if args.command in COMMANDS:
-        return COMMANDS[args.command].run(args, subparsers[args.command])
+        with warnings_on_one_line():
+            return COMMANDS[args.command].run(args, subparsers[args.command])
     else:
         parser.error(f"unknown command {args.command!r}")

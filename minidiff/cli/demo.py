@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from minidiff.cli._common import check_out_folder, int_at_least, one_blas_thread, write_text
+from minidiff.atomic import write_text
+from minidiff.cli._common import check_out_folder, int_at_least, one_blas_thread
 from minidiff.cli.toy import ToySettings, add_run_options, run_toy
 
 __all__ = ["DEMO_DATASETS", "add_parser", "run", "run_demo", "run_digits"]

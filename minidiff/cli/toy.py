@@ -18,13 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minidiff.cli._common import (
-    check_out_folder,
-    int_at_least,
-    one_blas_thread,
-    write_atomic,
-    write_text,
-)
+from minidiff.atomic import write_file, write_text
+from minidiff.cli._common import check_out_folder, int_at_least, one_blas_thread
 from minidiff.toy.datasets import DATASETS, make_dataset
 from minidiff.toy.metrics import energy_distance, mmd, sliced_wasserstein
 from minidiff.toy.sampling import sample_ancestral, sample_ddim
@@ -116,7 +111,7 @@ def _save_figure(
     plot_trajectory(
         trajectory, ts, axes=[figure.add_subplot(grid[1, i]) for i in range(len(ts))], labels=labels
     )
-    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
+    write_file(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
 def _panels(steps, schedule) -> list[int]:

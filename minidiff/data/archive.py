@@ -21,7 +21,6 @@ import codecs
 import hashlib
 import http.client
 import io
-import json
 import os
 import pickle
 import shutil
@@ -30,7 +29,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -118,27 +117,6 @@ def file_digests(path: str | os.PathLike[str]) -> dict[str, str]:
             md5.update(chunk)
             sha256.update(chunk)
     return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
-
-
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through `write(f)` to a temporary file beside `path`, then rename it
-    into place, so that readers see either the old file or the complete new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
-    """Write `record` as indented JSON to `path` atomically."""
-    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def download_verified(

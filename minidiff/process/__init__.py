@@ -7,6 +7,7 @@ and DDIM's sigma(eta). Every per-step quantity used anywhere in minidiff is comp
 
 from minidiff.process.ddim import ddim_posterior_mean_var, ddim_sigma
 from minidiff.process.forward import (
+    check_x0_eps,
     log_alpha_bar_ratio,
     q_mean_var,
     q_mean_var_between,
@@ -75,6 +76,7 @@ __all__ = [
     "q_mean_var",
     "q_mean_var_between",
     "q_sample",
+    "check_x0_eps",
     "q_step_mean_var",
     "rescale_zero_terminal_snr",
     "score_from_eps",

@@ -17,11 +17,19 @@ from it with the ancestral sampler (Algorithm 2) or DDIM (Song et al. 2021, eq. 
 `save_image_grid` writes the samples as one PNG, `save_loss_plot` the training curve.
 
 A folder holds one run: `train` refuses a folder that holds another one, and continues
-its own with ``resume=True``. Under ``torchrun`` only rank 0 writes.
+its own with ``resume=True``; one trainer at a time holds the folder (`lock_run_folder`).
+Under ``torchrun`` only rank 0 writes.
 """
 
-from minidiff.runs.data import TOY_POINTS, check_preset, resolve_device, training_data
+from minidiff.runs.data import (
+    TOY_POINTS,
+    check_preset,
+    check_training_data,
+    resolve_device,
+    training_data,
+)
 from minidiff.runs.grids import image_grid, save_image_grid
+from minidiff.runs.lock import RunLockedError, lock_run_folder
 from minidiff.runs.plots import read_metrics, save_loss_plot
 from minidiff.runs.sampling import Run, load_run, sample
 from minidiff.runs.store import (
@@ -40,10 +48,13 @@ __all__ = [
     "TOY_POINTS",
     "Run",
     "RunError",
+    "RunLockedError",
     "check_preset",
     "check_run_folder",
+    "check_training_data",
     "image_grid",
     "load_run",
+    "lock_run_folder",
     "preset_from_dict",
     "preset_to_dict",
     "read_metrics",

@@ -10,7 +10,14 @@ from torch import nn
 
 from minidiff.configs import Preset, build_diffusion, build_model
 
-__all__ = ["TOY_POINTS", "check_preset", "new_model", "resolve_device", "training_data"]
+__all__ = [
+    "TOY_POINTS",
+    "check_preset",
+    "check_training_data",
+    "new_model",
+    "resolve_device",
+    "training_data",
+]
 
 TOY_POINTS = 20_000  # size of the training set drawn for a 2-D preset
 
@@ -94,9 +101,26 @@ def training_data(
     return x0 if device is None else x0.to(device)
 
 
+def check_training_data(p: Preset, data) -> None:
+    """Check that ``data`` (from `training_data`) holds at least one batch of ``p``.
+
+    Raises:
+        ValueError: ``p.batch_size`` exceeds the number of examples.
+    """
+    tensor = data.tensors[0] if hasattr(data, "tensors") else data
+    n = tensor.shape[0]
+    if n < p.batch_size:
+        raise ValueError(f"batch_size {p.batch_size} is larger than the data set "
+                         f"({p.dataset!r} has {n} examples): choose batch_size <= {n}")  # fmt: skip
+
+
 def _check_image_shape(p: Preset, shape: tuple[int, ...]) -> None:
     expected = (p.in_channels, p.image_size, p.image_size)
-    if p.model != "unet" or tuple(shape) != expected:
+    if p.model != "unet":
+        raise ValueError(f"dataset {p.dataset!r} holds images of shape {tuple(shape)} "
+                         f"(C, H, W), but the preset's model {p.model!r} takes 2-D points: "
+                         "use model=unet")  # fmt: skip
+    if tuple(shape) != expected:
         raise ValueError(f"dataset {p.dataset!r} has images of shape {tuple(shape)} (C, H, W); "
                          f"the preset's model {p.model!r} expects {expected}")  # fmt: skip
 

@@ -17,6 +17,7 @@ from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
 from minidiff.runs.data import new_model, resolve_device
 from minidiff.runs.store import checkpoint_folder, stored_preset
 from minidiff.training.checkpoint import load_checkpoint
+from minidiff.training.checkpoint_files import read_latest
 from minidiff.training.ema import EMA
 
 __all__ = ["Run", "default_steps", "draw_samples", "load_run", "sample"]
@@ -54,14 +55,21 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
         CheckpointError: a checkpoint that is incomplete, corrupt or does not fit.
         RunError: a checkpoint that stores no preset.
     """
-    folder = checkpoint_folder(Path(path))
-    p = stored_preset(folder)
     device = resolve_device(device)
-    model = new_model(p).to(device)
-    ema = EMA(model, decay=p.ema_decay)
-    state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
-    ema.copy_to(model)
-    return Run(p, model.eval(), build_diffusion(p), int(state["step"]), folder)
+    built: dict = {}  # the network of a preset, kept when a read is retried
+
+    def load(folder: Path) -> Run:
+        p = stored_preset(folder)
+        if built.get("preset") != p:
+            model = new_model(p).to(device)
+            built.update(preset=p, model=model, ema=EMA(model, decay=p.ema_decay))
+        model, ema = built["model"], built["ema"]
+        state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
+        ema.copy_to(model)
+        return Run(p, model.eval(), build_diffusion(p), int(state["step"]), folder)
+
+    # a run that is training: read again if the trainer replaced the checkpoint meanwhile
+    return read_latest(lambda: checkpoint_folder(Path(path)), load)
 
 
 def default_steps(p: Preset, sampler: str) -> int | None:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
 from minidiff.configs import Preset
-from minidiff.data import archive
 from minidiff.training.checkpoint import (
     MARKER,
+    CheckpointError,
     CheckpointNotFoundError,
     find_latest_checkpoint,
     read_checkpoint_config,
 )
+from minidiff.training.checkpoint_files import checkpoint_candidates
 from minidiff.training.trainer import CHECKPOINT_DIR, METRICS_FILE
 
 __all__ = [
@@ -146,6 +147,19 @@ def _differences(saved: Preset, given: Preset) -> list[str]:
     ]
 
 
+def _latest_preset(directory: Path) -> tuple[Path, Preset] | None:
+    """The newest checkpoint in ``directory`` whose preset reads, with the preset (a
+    resume passes over the newer ones that do not load); None if there is none."""
+    candidates = checkpoint_candidates(directory)
+    for folder in candidates:
+        try:
+            return folder, stored_preset(folder)
+        except CheckpointError:
+            if folder == candidates[-1]:
+                raise
+    return None
+
+
 def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = False) -> bool:
     """Check that ``train(p, out_dir, resume=resume)`` may write to ``out_dir``; reads only.
 
@@ -169,10 +183,10 @@ def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = Fa
             f"{out} already holds a run ({', '.join(found)}): resume it with resume=True "
             "(minidiff train --resume), or choose another folder"
         )
-    latest = find_latest_checkpoint(out / CHECKPOINT_DIR)
     saved = [(out / RUN_FILE, _read_run_file(out / RUN_FILE))] if RUN_FILE in found else []
+    latest = _latest_preset(out / CHECKPOINT_DIR)
     if latest is not None:
-        saved.append((latest, stored_preset(latest)))
+        saved.append(latest)
     for source, old in saved:
         differences = _differences(old, p)
         if differences:
@@ -182,8 +196,3 @@ def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = Fa
                 + "; choose another folder, or resume with the saved settings"
             )
     return latest is not None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (`minidiff.data.archive.write_atomic`)."""
-    archive.write_atomic(path, lambda file: file.write(data))

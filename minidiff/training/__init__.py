@@ -2,10 +2,10 @@
 
 The training loop of Ho et al. (2020), Algorithm 1, with exact resumption (`Trainer`,
 `TrainConfig`), the exponential moving average of the weights (`EMA`), crash-safe
-checkpoints that load without unsafe unpickling (`save_checkpoint`, `load_checkpoint`,
-`find_latest_checkpoint`), the capture of random-number-generator states
-(`capture_rng_state`, `restore_rng_state`), and data-parallel training through
-torch.distributed (`setup_distributed`).
+checkpoints, verified by content, that load without unsafe unpickling (`save_checkpoint`,
+`load_checkpoint`, `find_latest_checkpoint`, `repair_checkpoints`), the capture of
+random-number-generator states (`capture_rng_state`, `restore_rng_state`), and
+data-parallel training through torch.distributed (`setup_distributed`).
 """
 
 from minidiff.training.checkpoint import (
@@ -13,7 +13,9 @@ from minidiff.training.checkpoint import (
     CheckpointNotFoundError,
     find_latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     read_checkpoint_config,
+    repair_checkpoints,
     save_checkpoint,
 )
 from minidiff.training.config import (
@@ -30,7 +32,7 @@ from minidiff.training.distributed import (
 )
 from minidiff.training.ema import EMA
 from minidiff.training.rng import capture_rng_state, restore_rng_state
-from minidiff.training.trainer import METRIC_KEYS, NonFiniteLossError, Trainer
+from minidiff.training.trainer import METRIC_KEYS, DiskFullError, NonFiniteLossError, Trainer
 
 __all__ = [
     "EMA",
@@ -39,6 +41,7 @@ __all__ = [
     "PRECISIONS",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "DiskFullError",
     "DistributedContext",
     "NonFiniteLossError",
     "TrainConfig",
@@ -47,7 +50,9 @@ __all__ = [
     "cleanup_distributed",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "read_checkpoint_config",
+    "repair_checkpoints",
     "resolve_memory_format",
     "restore_rng_state",
     "save_checkpoint",

@@ -25,7 +25,7 @@ go (on the same device and software).
 
 from __future__ import annotations
 
-import json
+import errno
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,9 +40,10 @@ from torch import nn
 from minidiff.data import BatchLoader
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.training.checkpoint import (
-    CheckpointNotFoundError,
     find_latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
+    repair_checkpoints,
     save_checkpoint,
 )
 from minidiff.training.config import (
@@ -54,9 +55,10 @@ from minidiff.training.config import (
 )
 from minidiff.training.distributed import current_rank_and_world, shard
 from minidiff.training.ema import EMA
+from minidiff.training.metrics_log import append_record, trim_log
 from minidiff.training.rng import capture_rng_state, restore_rng_state
 
-__all__ = ["METRIC_KEYS", "NonFiniteLossError", "Trainer"]
+__all__ = ["METRIC_KEYS", "DiskFullError", "NonFiniteLossError", "Trainer"]
 
 METRIC_KEYS = ("step", "loss", "grad_norm", "lr", "images_per_s", "skipped")
 METRICS_FILE = "metrics.jsonl"
@@ -65,6 +67,10 @@ CHECKPOINT_DIR = "checkpoints"
 
 class NonFiniteLossError(RuntimeError):
     """Too many steps in a row had a non-finite loss or gradient norm."""
+
+
+class DiskFullError(OSError):
+    """The disk filled up during training; the message names the last good checkpoint."""
 
 
 DATA_STREAM, DROPOUT_STREAM = 0, 1
@@ -344,6 +350,13 @@ class Trainer:
             latest = find_latest_checkpoint(self.checkpoint_dir)
             if self.rank == 0 and (latest is None or latest.name != f"step_{self.step:06d}"):
                 self.save()
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            latest = find_latest_checkpoint(self.checkpoint_dir)
+            raise DiskFullError(err.errno, f"{err.strerror} at step {self.step}; the last good "
+                                f"checkpoint is {latest}: free some space, then resume from it"
+                                ) from err  # fmt: skip
         finally:
             if bar is not None:
                 bar.close()
@@ -368,9 +381,7 @@ class Trainer:
 
     def _write_record(self, record: dict[str, Any]) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
+        append_record(self.out_dir / METRICS_FILE, record)
 
     @contextmanager
     def ema_model(self) -> Iterator[nn.Module]:
@@ -414,19 +425,23 @@ class Trainer:
 
         The saved trajectory settings (`TRAJECTORY_KEYS`) must equal this config's; the
         others (steps, logging and checkpoint intervals) may change. Lines of
-        ``metrics.jsonl`` after the checkpoint's step (from a run that crashed) are dropped.
+        ``metrics.jsonl`` after the checkpoint's step (from a run that crashed) are dropped,
+        and so is a torn last line. Resuming first finishes an interrupted clean-up
+        (`repair_checkpoints`) and passes over a latest checkpoint that does not load.
 
         Raises:
             CheckpointNotFoundError: no checkpoint.
+            CheckpointError: no checkpoint loads.
             ValueError: a trajectory setting differs from the saved one.
         """
-        path = self.checkpoint_dir if path is None else Path(path)
-        if path == self.checkpoint_dir and find_latest_checkpoint(path) is None:
-            raise CheckpointNotFoundError(f"no checkpoint to resume from in {path}")
-        state = load_checkpoint(
-            path, model=self.model, ema=self.ema, optimizer=self.optimizer,
-            map_location=self.device,
-        )  # fmt: skip
+        parts = dict(model=self.model, ema=self.ema, optimizer=self.optimizer,
+                     map_location=self.device)  # fmt: skip
+        if path is None:
+            if self.rank == 0:
+                repair_checkpoints(self.checkpoint_dir, self.config.keep_last)
+            state = load_latest_checkpoint(self.checkpoint_dir, **parts)
+        else:
+            state = load_checkpoint(path, **parts)
         saved, current = state["config"] or {}, self.config.to_dict()
         differences = [
             f"{key}: saved {saved.get(key)!r}, given {current[key]!r}"
@@ -442,17 +457,9 @@ class Trainer:
         self.nonfinite_in_a_row = int(data["nonfinite_in_a_row"])
         self._iterator = None
         restore_rng_state(state["rng_state"], self._generators())
-        self._truncate_metrics()
+        if self.rank == 0:
+            trim_log(self.out_dir / METRICS_FILE, self.step)
         return self.step
-
-    def _truncate_metrics(self) -> None:
-        path = self.out_dir / METRICS_FILE
-        if not path.exists():
-            return
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= self.step]
-        if len(kept) != len(lines):
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 def _plain(value: Any) -> Any:

@@ -283,3 +283,10 @@ def test_posterior_log_var_clipped_replaces_t1_by_t2(schedule):
     expected_t1 = np.log(var[2]) if schedule.T >= 2 else np.log(schedule.beta[1])
     np.testing.assert_allclose(clipped[1], expected_t1, rtol=RTOL, atol=ATOL)
     assert np.all(np.isfinite(clipped))
+
+
+@pytest.mark.parametrize("T", [float("nan"), float("inf"), "ten", 2.5, 0])
+def test_a_bad_number_of_steps_is_refused_naming_T(T):
+    """T = nan, inf, a string, a fraction or 0: a ValueError that names T and its value."""
+    with pytest.raises(ValueError, match=r"T must be a positive integer, got"):
+        linear_schedule(T)
