@@ -114,12 +114,12 @@ def write_file(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any])
     if callable(data):
         buffer = io.BytesIO()
         data(buffer)
-        data = buffer.getvalue()
+        data = buffer.getbuffer()  # a view: no copy
     temp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         write_bytes(temp, data)
         replace(temp, path)
-    except Exception:
+    except BaseException:  # a full disk, Ctrl-C: no temporary is left behind
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
