@@ -177,6 +177,7 @@ class Trainer:
         self.run_info = run_info
         self.step = 0
         self.skipped = 0
+        self.saved_step: int | None = None  # the step of the checkpoint saved or loaded last
         self.nonfinite_in_a_row = 0
         self.epoch = 0
         self.position = 0  # batches consumed in the current epoch
@@ -347,8 +348,7 @@ class Trainer:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-            latest = find_latest_checkpoint(self.checkpoint_dir)
-            if self.rank == 0 and (latest is None or latest.name != f"step_{self.step:06d}"):
+            if self.rank == 0 and self.saved_step != self.step:
                 self.save()
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -413,6 +413,7 @@ class Trainer:
             "skipped": self.skipped,
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
         }
+        self.saved_step = self.step
         return save_checkpoint(
             self.checkpoint_dir, model=self.model, ema=self.ema, optimizer=self.optimizer,
             step=self.step, data_state=data_state,
@@ -451,7 +452,7 @@ class Trainer:
         if differences:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(differences))
         data = state["data_state"]
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         self.epoch, self.position = int(data["epoch"]), int(data["position"])
         self.skipped = int(data["skipped"])
         self.nonfinite_in_a_row = int(data["nonfinite_in_a_row"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import shutil
@@ -320,15 +321,20 @@ def _corrupt_header(path) -> None:
 
 def test_resume_passes_over_a_corrupted_checkpoint_to_the_previous_one(tmp_path):
     """The latest checkpoint's weights corrupted in place (size kept): resume warns in
-    one line naming it and continues from the previous complete checkpoint; with no good
-    checkpoint left it raises a one-line CheckpointError."""
+    one line naming it and continues from the previous complete checkpoint, and its final
+    save replaces the corrupt one; with no good checkpoint left it raises a one-line
+    CheckpointError."""
     make_trainer(tmp_path, checkpoint_every=2).train(4)
     checkpoints = tmp_path / "checkpoints"
     _corrupt_header(checkpoints / "step_000004" / "model.safetensors")
     with pytest.warns(UserWarning, match="step_000004") as caught:
         trainer = make_trainer(tmp_path, resume=True)
     assert trainer.step == 2 and all("\n" not in str(w.message) for w in caught)
-    _corrupt_header(checkpoints / "step_000002" / "model.safetensors")
+    trainer.config = dataclasses.replace(trainer.config, checkpoint_every=0)
+    trainer.train(4)  # the final save replaces the corrupt step 4
+    assert make_trainer(tmp_path, resume=True).step == 4
+    for step in (2, 4):
+        _corrupt_header(checkpoints / f"step_{step:06d}" / "model.safetensors")
     with pytest.raises(CheckpointError) as info:
         make_trainer(tmp_path, resume=True)
     assert "\n" not in str(info.value)
