@@ -8,22 +8,16 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-import minidiff
 from minidiff.runs import load_run, stored_preset, train
 from tests.test_runs import tiny
 
 torch.set_num_threads(1)
-
-REPO = Path(minidiff.__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -67,45 +61,6 @@ def test_two_trainers_released_at_once_into_one_new_folder_leave_one_run(tmp_pat
     assert json.loads((out / "run.json").read_text())["preset"]["seed"] == winner
     for folder in (out / "checkpoints").glob("step_*"):
         assert stored_preset(folder).seed == winner
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "minidiff", *args]
-
-
-def _environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-
-
-@pytest.mark.slow
-def test_a_second_cli_trainer_gets_one_line_and_a_killed_one_never_blocks(tmp_path):
-    """While `minidiff train` holds a run folder, a second one into it exits 2 with one
-    line and changes nothing; once the first is killed with SIGKILL (no clean-up runs),
-    `--resume` into the same folder is not blocked and finishes the run."""
-    out = tmp_path / "run"
-    settings = [arg for a in ("steps=100000", "checkpoint_every=2", "log_every=2")
-                for arg in ("--set", a)]  # fmt: skip
-    from tests.test_cli_train import TRAIN
-
-    base = [*TRAIN, "--out", str(out), "--device", "cpu", "--no-progress"]
-    first = subprocess.Popen(_cli(*base, *settings), env=_environment(), cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 240
-        while not (out / "checkpoints" / "latest.json").exists():
-            assert first.poll() is None, first.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        second = subprocess.run(_cli(*base, *settings, "--resume"), env=_environment(),
-                                cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
-        assert second.returncode == 2, second.stderr
-        assert second.stderr.count("\n") == 1 and "another" in second.stderr, second.stderr
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    resumed = subprocess.run(_cli(*base, "--set", "steps=4", "--resume"), env=_environment(),
-                             cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
 
 
 def _hold(out: str, ready) -> None:
