@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU build of torch; the package itself accepts any torch >= 2.6.
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e ".[dev,docs]"
+	# The reference FID Inception for the parity tests; --no-deps: its torchvision is not needed.
+	$(BIN)/python -m pip install --no-deps torch-fidelity==0.4.0
 	touch $@
 
 # Debian packages listed in system-packages.txt: installed with apt-get where the set-up runs

@@ -35,11 +35,11 @@ from minidiff.training.checkpoint_files import read_file, read_marker  # noqa: E
 
 def _parts(p):
     model = build_model(p, generator=torch.Generator().manual_seed(0))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.training.lr)
     for parameter in model.parameters():
         parameter.grad = torch.zeros_like(parameter)
     optimizer.step()  # fills exp_avg and exp_avg_sq: the state has its full size
-    return model, EMA(model, decay=p.ema_decay), optimizer
+    return model, EMA(model, decay=p.training.ema_decay), optimizer
 
 
 def _median_seconds(function, repeats: int) -> float:

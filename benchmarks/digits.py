@@ -1,7 +1,7 @@
 """Benchmark: train the `digits` preset on 2 CPU cores and judge its samples.
 
 1. trains the ``digits`` preset (`minidiff.configs.preset("digits")`, optionally with
-   ``--steps`` / ``--set field=value`` overrides) with `minidiff.runs.train`, timing it;
+   ``--steps`` / ``--set section.field=value`` overrides) with `minidiff.runs.train`, timing it;
 2. loads the run (EMA weights, `minidiff.runs.load_run`) and draws ``--samples`` (1,000)
    samples with the preset's sampler (`minidiff.runs.sample`), timing it;
 3. fits the digits classifier of `minidiff.evaluation` on the real "train" split and
@@ -188,9 +188,10 @@ def main(
     assignments = list(overrides) + ([f"steps={steps}"] if steps is not None else [])
     p = override(preset("digits"), assignments)  # validates the overrides
     torch.set_num_threads(threads)
-    print(f"digits preset: {p.steps} steps of batch {p.batch_size}, image size {p.image_size}, "
-          f"{describe(p)['parameters']:,} parameters, sampler {p.sampler} "
-          f"({p.sampling_steps or p.T} steps), {threads} torch threads", flush=True)  # fmt: skip
+    t, s, T = p.training, p.sampling, p.diffusion.T
+    print(f"digits preset: {t.steps} steps of batch {t.batch_size}, image size "
+          f"{p.model.image_size}, {describe(p)['parameters']:,} parameters, sampler {s.sampler} "
+          f"({s.sampling_steps or T} steps), {threads} torch threads", flush=True)  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="minidiff-digits-") as temporary:
         run_dir = Path(out_dir) if out_dir is not None else Path(temporary) / "run"
@@ -215,8 +216,8 @@ def main(
         print(f"wrote {save_grid(samples, results.with_suffix('.png'))}")
         settings = dict(
             preset=p.name, overrides=assignments, n_samples=n_samples, seed=seed,
-            threads=threads, device=device, batch_size=p.batch_size, image_size=p.image_size,
-            sampler=p.sampler, sampling_steps=p.sampling_steps, T=p.T,
+            threads=threads, device=device, batch_size=t.batch_size,
+            image_size=p.model.image_size, sampler=s.sampler, sampling_steps=s.sampling_steps, T=T,
             parameters=describe(p)["parameters"],
         )  # fmt: skip
         write_results(results, settings, [row], torch=torch.__version__)
@@ -227,8 +228,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: preset)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-        help="override a preset field (repeatable)",
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="override a preset setting (repeatable; a bare FIELD where unique)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=None, help="keep the run in this folder (default: temporary)"

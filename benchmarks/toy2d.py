@@ -41,10 +41,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from minidiff.process import toy_schedule  # noqa: E402
 from minidiff.toy.datasets import DATASETS, make_dataset  # noqa: E402
 from minidiff.toy.metrics import mmd, sliced_wasserstein  # noqa: E402
 from minidiff.toy.sampling import sample_ancestral  # noqa: E402
-from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, toy_schedule, train_ddpm  # noqa: E402
+from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, train_ddpm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "toy2d.json"
 TARGET_DATASETS = ("swissroll", "moons", "8gaussians")

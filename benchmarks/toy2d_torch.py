@@ -43,7 +43,7 @@ from benchmarks.toy2d import (  # noqa: E402
 )
 from minidiff.diffusion import GaussianDiffusion  # noqa: E402
 from minidiff.nn.mlp import ToyMLP  # noqa: E402
-from minidiff.process import Schedule  # noqa: E402
+from minidiff.process import Schedule, toy_schedule  # noqa: E402
 from minidiff.toy.datasets import DATASETS, make_dataset  # noqa: E402
 from minidiff.toy.sampling import sample_ancestral  # noqa: E402
 from minidiff.toy.train import (  # noqa: E402
@@ -57,7 +57,6 @@ from minidiff.toy.train import (  # noqa: E402
     DEFAULT_T,
     DEFAULT_WARMUP,
     learning_rate,
-    toy_schedule,
     train_ddpm,
 )
 

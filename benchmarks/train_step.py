@@ -5,7 +5,7 @@ a device-resident `image_loader` (random uint8 32x32 images, random flips, scali
 [-1, 1]), t and eps drawn, the L_simple loss through `GaussianDiffusion.training_losses`
 under the run's precision, backward, gradient-norm clipping, AdamW and the EMA update.
 The presets ``cifar10`` (the paper's 35.7M U-Net) and ``cifar10-small`` are built with
-`minidiff.configs` (`build_model`, `build_diffusion`, `Preset.train_config`), and each is
+`minidiff.configs` (`build_model`, `build_diffusion`, the preset's `TrainConfig`), and each is
 run in four variants: memory format contiguous / channels_last x eager / torch.compile.
 
 Each variant runs in its own subprocess (fresh compile caches and memory; a crash or a
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +79,17 @@ def _make_trainer(spec: dict[str, Any], out_dir: str):
     device = torch.device(spec["device"])
     torch.manual_seed(0)  # the U-Net's initial weights
     model = build_model(p)
-    config = p.train_config(
-        batch_size=spec["batch"], memory_format=spec["memory_format"],
+    config = replace(
+        p.training, batch_size=spec["batch"], memory_format=spec["memory_format"],
         compile=spec["compile"], precision=spec["precision"],
         steps=spec["warmup"] + spec["steps"], log_every=10**9, checkpoint_every=0,
     )  # fmt: skip
     generator = torch.Generator().manual_seed(0)
     n = spec["batch"] * DATASET_BATCHES
-    images = torch.randint(0, 256, (n, p.image_size, p.image_size, p.in_channels),
-                           generator=generator, dtype=torch.uint8)  # fmt: skip
-    loader = image_loader(images, None, spec["batch"], device=device, flip=p.random_flip)
+    channels, size, _ = p.sample_shape
+    images = torch.randint(0, 256, (n, size, size, channels), generator=generator,
+                           dtype=torch.uint8)  # fmt: skip
+    loader = image_loader(images, None, spec["batch"], device=device, flip=p.data.random_flip)
     return Trainer(model, build_diffusion(p), loader, config, out_dir=out_dir, device=device)
 
 
@@ -230,7 +232,8 @@ def main(
         raise ValueError("presets, memory_formats and compile_modes must be non-empty")
     rows = []
     for name in presets:
-        size = batch if batch is not None else (preset(name).batch_size if on_gpu else cpu_batch)
+        full = preset(name).training.batch_size
+        size = batch if batch is not None else (full if on_gpu else cpu_batch)
         for compiled in compile_modes:
             for memory_format in memory_formats:
                 spec = dict(preset=name, device=device, batch=size, memory_format=memory_format,

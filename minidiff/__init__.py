@@ -10,6 +10,12 @@ Layers (each imports only from the layers below it):
   matching (PyTorch)
 - 3 `minidiff.data`: toy data, digits and CIFAR-10 as tensors (PyTorch)
 - 4 `minidiff.training`: the trainer, EMA, checkpoints, torch.distributed (PyTorch)
+- 4 `minidiff.evaluation`: sample quality (Frechet distances, a digits classifier)
+- `minidiff.configs`, `minidiff.sections`: named presets, each made of sections
+  (data, model, diffusion, training, sampling), and `section.field=value` overrides
+- `minidiff.runs`: a preset's run folder (train, resume, load, sample) and the pipelines
+  of the command line
+- `minidiff.cli`: the ``minidiff`` command, which parses and prints
 
 `import minidiff` is light: import the layer you need, e.g. ``from minidiff import process``.
 """

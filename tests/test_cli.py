@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from minidiff.cli import DEMO_DATASETS, SAMPLERS, main
+from minidiff.cli import main
+from minidiff.runs import DEMO_DATASETS, TOY_SAMPLERS
 from minidiff.toy.datasets import DATASETS
 
 TINY = ["--steps", "20", "--n-samples", "40", "--no-progress"]
@@ -22,7 +23,7 @@ def read_metrics(path) -> dict:
         return json.load(file)
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", TOY_SAMPLERS)
 def test_toy_writes_a_figure_and_metrics(tmp_path, sampler):
     """`minidiff toy` exits 0 and writes samples.png (a PNG) and metrics.json with the run's
     settings, its timings and the three distances for the samples, the data-vs-data floor

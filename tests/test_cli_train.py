@@ -85,6 +85,31 @@ def test_dry_run_prints_size_cost_and_time_and_writes_nothing(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_learned_variance_trains_and_samples(tmp_path, capsys):
+    """`--set diffusion.variance=learned_range --set diffusion.loss=hybrid` trains (the
+    network's output channels doubled) and the run samples."""
+    out = tmp_path / "run"
+    argv = [
+        *TRAIN,
+        "--set",
+        "diffusion.variance=learned_range",
+        "--set",
+        "diffusion.loss=hybrid",
+        "--set",
+        "training.steps=2",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    grid = tmp_path / "grid.png"
+    argv = ["sample", "--checkpoint", str(out), "--out", str(grid), "--n", "2", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0 and grid.read_bytes()[:8] == PNG_MAGIC
+
+
 def test_resume_continues_from_the_saved_step(run_dir, tmp_path, capsys):
     """`--resume` with more steps continues the run from its latest checkpoint (and a
     resumed run to the same step as the first leaves it there)."""
@@ -102,6 +127,8 @@ def test_resume_continues_from_the_saved_step(run_dir, tmp_path, capsys):
      (["--set", "lr=fast"], "bad value 'fast' for field 'lr'"),
      (["--set", "T=0"], "T must be an integer >= 1"),
      (["--set", "base_channels=8"], "GroupNorm"),
+     (["--set", "variance=learned_range"], "'learned_range' needs loss 'vlb' or 'hybrid'"),
+     (["--set", "model.hidden=8"], "unknown field 'model.hidden'"),
      (["--device", "tpu"], "device must be")],
 )  # fmt: skip
 def test_bad_train_settings_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, extra,
@@ -122,7 +149,8 @@ def test_a_folder_holding_another_run_is_refused_and_left_alone(run_dir, capsys)
     err = fails([*TRAIN, "--out", str(run_dir), "--device", "cpu"], capsys)
     assert "already holds a run" in err and "--resume" in err
     err = fails([*TRAIN, "--set", "lr=0.5", "--out", str(run_dir), "--resume"], capsys)
-    assert "another preset" in err and f"lr: saved {preset('digits').lr!r}, given 0.5" in err
+    assert "another preset" in err
+    assert f"training.lr: saved {preset('digits').training.lr!r}, given 0.5" in err
     assert files(run_dir) == before
 
 
@@ -192,3 +220,27 @@ def test_cifar10_trains_from_a_data_root_and_missing_data_exits_2(tmp_path, caps
     argv += ["--out", str(out), "--data-root", str(tmp_path / "data"), "--device", "cpu"]
     assert main([*argv, "--no-progress"]) == 0
     assert (out / "checkpoints" / "step_000002").is_dir()
+
+
+def test_train_builds_the_network_and_the_schedule_once(tmp_path, monkeypatch):
+    """One `minidiff train` builds its U-Net and its noise schedule once each: the checks
+    before anything is written, the run and its sample grids share them."""
+    import minidiff.configs
+
+    counts = {"network": 0, "schedule": 0}
+
+    def counting(name, build):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return build(*args, **kwargs)
+
+        return wrapper
+
+    unet = minidiff.configs.UNet
+    monkeypatch.setattr(unet, "__init__", counting("network", unet.__init__))
+    schedule = minidiff.configs.make_schedule
+    monkeypatch.setattr(minidiff.configs, "make_schedule", counting("schedule", schedule))
+    argv = [*TRAIN, "--set", "steps=2", "--out", str(tmp_path / "run"), "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert counts == {"network": 1, "schedule": 1}

@@ -1,8 +1,10 @@
 """Tests of `minidiff.runs`: a run folder from training to samples, exact resumption,
-refusal of folders that hold another run, presets stored as plain data, image grids."""
+refusal of folders that hold another run or other betas, presets stored as plain data
+(and run folders of the flat format before the sections), image grids."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 
@@ -32,6 +34,7 @@ from minidiff.training import (
     TrainConfig,
     Trainer,
     find_latest_checkpoint,
+    read_checkpoint_config,
 )
 from tests.data.fake_cifar import make_batches, write_folder
 
@@ -127,7 +130,7 @@ def test_sample_grid_during_training_is_drawn_from_the_ema_weights_with_a_fixed_
     (the EMA weights) with the preset's sampler and seed, pixel for pixel."""
     p, out, _ = finished
     run = load_run(out, device="cpu")
-    x = sample(run, min(p.num_samples, GRID_SAMPLES), seed=p.seed)
+    x = sample(run, min(p.sampling.num_samples, GRID_SAMPLES), seed=p.training.seed)
     from PIL import Image
 
     written = np.asarray(Image.open(out / "samples" / "step_000004.png"))
@@ -150,7 +153,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(finished, tmp_path):
         assert torch.equal(a, b)
     for name in ("step_000002.png", "step_000004.png"):
         assert (first / "samples" / name).read_bytes() == (out / "samples" / name).read_bytes()
-    assert json.loads((first / "run.json").read_text())["preset"]["steps"] == 4
+    assert json.loads((first / "run.json").read_text())["preset"]["training"]["steps"] == 4
 
 
 def test_a_folder_holding_a_run_is_refused_without_resume_and_left_alone(finished):
@@ -169,7 +172,8 @@ def test_resuming_with_another_preset_is_refused_and_names_the_fields(finished):
     trajectory alone (steps, intervals) may change."""
     p, out, _ = finished
     before = snapshot(out)
-    with pytest.raises(RunError, match=re.escape(f"lr: saved {p.lr!r}, given 0.5")):
+    message = f"training.lr: saved {p.training.lr!r}, given 0.5"
+    with pytest.raises(RunError, match=re.escape(message)):
         train(override(p, ["lr=0.5"]), out, resume=True, device="cpu", progress=False)
     assert snapshot(out) == before
     assert check_run_folder(override(p, ["steps=9", "sample_every=0"]), out, resume=True)
@@ -207,15 +211,28 @@ def test_presets_survive_json_as_plain_data(name):
     assert preset_from_dict(json.loads(json.dumps(preset_to_dict(p)))) == p
 
 
-def test_stored_presets_with_unknown_or_bad_fields_are_refused():
-    """An unknown field, a bad value or a non-mapping is a RunError naming the source."""
-    data = preset_to_dict(preset("digits"))
-    with pytest.raises(RunError, match="here.*unknown fields \\['colour'\\]"):
-        preset_from_dict({**data, "colour": 1}, "here")
-    with pytest.raises(RunError, match="here.*T must be"):
-        preset_from_dict({**data, "T": 0}, "here")
-    with pytest.raises(RunError, match="not a mapping"):
-        preset_from_dict([1, 2], "here")
+def _with(data: dict, section: str, **values) -> dict:
+    """``data`` (a stored preset) with ``values`` set in ``section``."""
+    return {**data, section: {**data[section], **values}}
+
+
+DIGITS = preset_to_dict(preset("digits"))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [({**DIGITS, "colour": 1}, "here.*unknown sections \\['colour'\\]"),
+     (_with(DIGITS, "training", colour=1), "here.*training has unknown fields \\['colour'\\]"),
+     (_with(DIGITS, "diffusion", T=0), "here.*T must be"),
+     (_with(DIGITS, "model", kind="resnet"), "here.*model kind must be one of"),
+     ([1, 2], "here.*not a mapping")],
+    ids=["unknown section", "unknown field", "bad value", "unknown network", "not a mapping"],
+)  # fmt: skip
+def test_stored_presets_with_unknown_or_bad_fields_are_refused(data, match):
+    """An unknown section or field, a bad value, an unknown network or a non-mapping is a
+    RunError naming the source."""
+    with pytest.raises(RunError, match=match):
+        preset_from_dict(data, "here")
 
 
 def test_training_data_has_the_presets_shape():
@@ -292,9 +309,113 @@ def test_cifar10_data_is_a_loader_of_flipped_images_in_the_presets_shape(tmp_pat
         training_data(preset("cifar10"), root=tmp_path / "missing")
 
 
+# The digits preset with the TINY settings, as the flat mapping that run.json and every
+# checkpoint stored before the sections (one key per setting; "model" named the network).
+FLAT_TINY_DIGITS = {
+    "name": "digits", "dataset": "digits", "image_size": 8, "pad_to": None,
+    "random_flip": False, "model": "unet", "in_channels": 1, "base_channels": 32,
+    "channel_mults": [1], "num_res_blocks": 1, "attention_resolutions": [], "dropout": 0.0,
+    "mlp_hidden": [128, 128, 128], "mlp_embed_dim": 32, "schedule": "linear", "T": 20,
+    "parameterization": "eps", "variance": "fixed_large", "loss": "simple", "lr": 0.002,
+    "batch_size": 8, "steps": 4, "warmup_steps": 2, "grad_clip": 1.0, "ema_decay": 0.999,
+    "num_bins": 17, "seed": 0, "sampler": "ddim", "sampling_steps": 5, "sampling_eta": 1.0,
+    "num_samples": 6, "precision": "auto", "memory_format": "auto", "compile": False,
+    "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "keep_last": 3,
+}  # fmt: skip
+# toy2d as the flat mapping (the MLP's settings were mlp_hidden and mlp_embed_dim)
+FLAT_TOY2D = {
+    **FLAT_TINY_DIGITS, "name": "toy2d", "dataset": "swissroll", "image_size": None,
+    "model": "mlp", "in_channels": 2, "mlp_hidden": [16], "mlp_embed_dim": 8,
+    "schedule": "toy", "T": 30, "variance": "fixed_small", "num_bins": None,
+    "sampler": "ancestral", "sampling_steps": None, "sampling_eta": 0.0,
+}  # fmt: skip
+
+
+def test_flat_presets_of_earlier_runs_convert_to_their_sections():
+    """A preset stored as one flat mapping reads back as the preset with the same settings
+    in their sections: the U-Net's under their UNetConfig names, the MLP's (in_channels,
+    mlp_hidden, mlp_embed_dim) as ToyMLPConfig's dim, hidden and embed_dim."""
+    assert preset_from_dict(FLAT_TINY_DIGITS) == tiny()
+    toy = preset_from_dict(FLAT_TOY2D)
+    assert (toy.model.dim, toy.model.hidden, toy.model.embed_dim) == (2, (16,), 8)
+    assert (toy.diffusion.schedule, toy.diffusion.T, toy.training.num_bins) == ("toy", 30, None)
+    with pytest.raises(RunError, match="here.*unknown fields \\['colour'\\]"):
+        preset_from_dict({**FLAT_TOY2D, "colour": 1}, "here")
+
+
+def test_a_run_folder_of_the_flat_format_loads_and_resumes_bit_for_bit(finished, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    """A run folder as written before the sections and the stored betas (run.json and the
+    checkpoints' preset as one flat mapping, no betas in the checkpoint; generated here by
+    the current code with those two writers swapped back) loads as a run, and resumed to
+    step 4 gives the weights of the uninterrupted run, bit for bit."""
+    import minidiff.runs.training
+    import minidiff.training.trainer
+    from minidiff.training.resume import BETA_KEY
+
+    p, _, straight = finished
+    flat = {**FLAT_TINY_DIGITS, "steps": 2}
+    save = minidiff.training.trainer.save_checkpoint
+
+    def save_without_betas(*args, config, **kwargs):
+        return save(*args, config={k: v for k, v in config.items() if k != BETA_KEY}, **kwargs)
+
+    monkeypatch.setattr(minidiff.runs.training, "preset_to_dict", lambda _: flat)
+    monkeypatch.setattr(minidiff.training.trainer, "save_checkpoint", save_without_betas)
+    out = tmp_path / "old"
+    train(override(p, ["steps=2"]), out, device="cpu", progress=False)
+    monkeypatch.undo()
+    assert json.loads((out / "run.json").read_text())["preset"] == flat
+    config = read_checkpoint_config(find_latest_checkpoint(out / "checkpoints"))
+    assert BETA_KEY not in config and config["run"]["preset"] == flat
+
+    run = load_run(out, device="cpu")
+    assert run.preset == override(p, ["steps=2"]) and run.step == 2
+    assert sample(run, 2, seed=0).shape == (2, 1, 8, 8)
+    resumed = train(p, out, resume=True, device="cpu", progress=False)
+    for name, tensor in straight.ema.shadow.items():
+        assert torch.equal(tensor, resumed.ema.shadow[name])
+    assert json.loads((out / "run.json").read_text())["preset"] == preset_to_dict(p)
+
+
+def test_a_changed_schedule_default_is_refused_when_loading_or_resuming(finished, monkeypatch):
+    """Every checkpoint stores beta_0..beta_T; if the preset's schedule now builds other
+    betas (a changed default, simulated by another beta_T), load_run and a resumed run
+    refuse with a RunError naming the checkpoint and the first differing step."""
+    import minidiff.configs
+    from minidiff.process import linear_schedule
+
+    p, out, _ = finished
+    config = read_checkpoint_config(find_latest_checkpoint(out / "checkpoints"))
+    assert config["beta"] == [float(b) for b in load_run(out).diffusion.schedule.beta]
+    monkeypatch.setattr(minidiff.configs, "make_schedule",
+                        lambda name, T: linear_schedule(T, beta_end=0.021))  # fmt: skip
+    with pytest.raises(RunError, match="step_000004 was trained with other betas.*t = 2"):
+        load_run(out, device="cpu")
+    with pytest.raises(RunError, match="other betas"):
+        check_run_folder(p, out, resume=True)
+
+
+def test_every_public_name_of_runs_resolves_to_its_module():
+    """Each name of `minidiff.runs.__all__` is defined by the module the package names
+    for it (the package loads its modules on first use)."""
+    import minidiff.runs as runs
+
+    for name in runs.__all__:
+        value = getattr(runs, name)
+        module = importlib.import_module(f"minidiff.runs.{runs._SOURCE[name]}")
+        assert getattr(module, name) is value
+    assert sorted(runs.__all__) == sorted(runs._SOURCE)
+
+
 def test_image_data_with_a_network_for_points_names_the_model(tmp_path):
-    """The digits preset with model=mlp: the error names the model and what it takes,
-    rather than two equal shapes."""
-    with pytest.raises(ValueError, match="mlp") as info:
-        training_data(override(preset("digits"), ["model=mlp"]))
-    assert "expects (1, 8, 8)" not in str(info.value)
+    """The digits preset with an MLP model section: the error names the model and the
+    points it takes, rather than an expected shape."""
+    from dataclasses import replace
+
+    from minidiff.nn import ToyMLPConfig
+
+    p = replace(preset("digits"), model=ToyMLPConfig(dim=64, hidden=(16,), embed_dim=8))
+    with pytest.raises(ValueError, match="model 'mlp' takes points of shape \\(64,\\)") as info:
+        training_data(p)
+    assert "expects" not in str(info.value)

@@ -5,6 +5,7 @@
     minidiff train --config digits --out runs/digits        # train a preset (minidiff.configs)
     minidiff train --config cifar10 --dry-run               # its size, cost and a time estimate
     minidiff sample --checkpoint runs/digits --out grid.png # a sample grid from a checkpoint
+    minidiff evaluate --checkpoint runs/digits --out m.json # FID, IS, KID, P/R, bits/dim
 
 Every subcommand validates all of its arguments before it creates a folder or writes a
 file; bad input exits with status 2 and a one-line message on stderr. Files are written
@@ -12,6 +13,8 @@ under a temporary name and renamed into place, so a run that is interrupted neve
 half-written file under the final name. ``minidiff train`` also runs under ``torchrun``
 (``torchrun --nproc_per_node=K -m minidiff train ...``): one process per GPU, rank 0 writes.
 
+The commands only parse and print: the pipelines they run are the library's
+(`minidiff.runs`: `run_toy`, `run_demo`, `train`, `sample`, `estimate_step_seconds`).
 One thread is enough for the small problems and usually fastest: run with
 ``OMP_NUM_THREADS=1`` (the Makefile sets it), or install ``threadpoolctl``, which the
 toy commands then use to limit the BLAS threads themselves.
@@ -22,22 +25,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from minidiff.cli import demo, sample, toy, train
+from minidiff.cli import demo, evaluate, sample, toy, train
 from minidiff.cli._common import version, warnings_on_one_line
-from minidiff.cli.demo import DEMO_DATASETS, run_demo
-from minidiff.cli.toy import SAMPLERS, ToySettings, run_toy
 
-__all__ = [
-    "DEMO_DATASETS",
-    "SAMPLERS",
-    "ToySettings",
-    "build_parser",
-    "main",
-    "run_demo",
-    "run_toy",
-]
+__all__ = ["build_parser", "main"]
 
-COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample}
+COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate}
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

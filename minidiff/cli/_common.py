@@ -82,19 +82,6 @@ def warnings_on_one_line():
         yield
 
 
-@contextlib.contextmanager
-def one_blas_thread():
-    """Limit BLAS to one thread with threadpoolctl when it is installed (else a no-op:
-    set OMP_NUM_THREADS=1 in the environment instead)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda|cuda:N``."""
     parser.add_argument(

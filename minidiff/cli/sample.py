@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.save_image_grid(x0, out, args.nrow, scale=args.scale)
     p = loaded.preset
-    sampler = args.sampler or p.sampler
+    sampler = args.sampler or p.sampling.sampler
     print(f"{out}: {args.n} samples of {p.name} (step {loaded.step}, {sampler}) "
           f"from {loaded.path}")  # fmt: skip
     return 0

@@ -66,28 +66,24 @@ from minidiff.diffusion.langevin import (  # noqa: E402
     sample_pc,
 )
 from minidiff.diffusion.samplers import (  # noqa: E402
-    SPACINGS,
-    ddim_grid,
+    SamplerOptions,
     ddim_invert,
     sample_ancestral,
     sample_ddim,
 )
 from minidiff.diffusion.sde import (  # noqa: E402
     ODE_METHODS,
-    ode_sigma,
     sample_dpm_solver_pp_2m,
     sample_ode,
     sample_sde,
 )
 
 __all__ += [
-    "SPACINGS",
-    "ddim_grid",
+    "SamplerOptions",
     "ddim_invert",
     "sample_ancestral",
     "sample_ddim",
     "ODE_METHODS",
-    "ode_sigma",
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",

@@ -17,7 +17,13 @@ import torch
 
 from minidiff.diffusion import vlb
 from minidiff.diffusion._util import call_denoiser, check_data, randint, randn_like
-from minidiff.process import Schedule, check_x0_eps
+from minidiff.process import (
+    PARAMETERIZATIONS,
+    FixedVariance,
+    Parameterization,
+    Schedule,
+    check_x0_eps,
+)
 
 __all__ = [
     "PARAMETERIZATIONS",
@@ -30,10 +36,10 @@ __all__ = [
     "HYBRID_VLB_WEIGHT",
 ]
 
-Parameterization = Literal["eps", "x0", "v"]
-Variance = Literal["fixed_small", "fixed_large", "learned_range"]
+# The reverse variances: the two fixed ones of `minidiff.process.reverse_variance`, and the
+# learned interpolation between them (Nichol & Dhariwal 2021, eq. 15).
+Variance = Literal[FixedVariance, "learned_range"]
 Loss = Literal["simple", "vlb", "hybrid"]
-PARAMETERIZATIONS: tuple[str, ...] = get_args(Parameterization)
 VARIANCES: tuple[str, ...] = get_args(Variance)
 LOSSES: tuple[str, ...] = get_args(Loss)
 
@@ -47,7 +53,7 @@ def _check_option(value: str, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-class GaussianDiffusion:
+class GaussianDiffusion(vlb.VariationalBound):
     """A Gaussian diffusion: a schedule plus the choices of what the network predicts,
     which reverse variance is used and which loss trains it.
 
@@ -63,6 +69,9 @@ class GaussianDiffusion:
         loss: ``"simple"`` (Ho et al. 2020, eq. 14), ``"vlb"`` (the variational bound,
             eq. 5) or ``"hybrid"`` = simple + lambda * vlb with lambda = 0.001 and a
             stop-gradient on the mean in the vlb term (Nichol & Dhariwal 2021, sec. 3.1).
+
+    The bound's methods `prior_bpd`, `vlb_term` and `vlb_terms` are those of
+    `minidiff.diffusion.vlb.VariationalBound`.
     """
 
     def __init__(
@@ -101,18 +110,27 @@ class GaussianDiffusion:
         )
 
     # -- tables ---------------------------------------------------------------------
-    def table(self, name: str, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
-        """The schedule's per-step table ``name`` (an attribute of `Schedule`, e.g.
-        ``"alpha_bar"``), as a (T + 1,) tensor on ``device`` in ``dtype``, cached."""
-        key = (name, torch.device(device), dtype)
-        if key not in self._tables:
-            values = np.asarray(getattr(self.schedule, name), dtype=np.float64)
-            self._tables[key] = torch.from_numpy(values.copy()).to(device=device, dtype=dtype)
-        return self._tables[key]
+    def gather(self, table: np.ndarray, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``table[t]`` for a per-step table of this diffusion's schedule (an attribute of
+        `Schedule`, e.g. ``diffusion.schedule.sqrt_alpha_bar``), shaped (B, 1, ..., 1) to
+        broadcast against ``like`` (B, ...) and in its dtype and device.
 
-    def gather(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """``table(name)[t]`` shaped (B, 1, ..., 1) to broadcast against ``like`` (B, ...)."""
-        values = self.table(name, like.device, like.dtype)[t]
+        The float64 table is cast once per device and dtype and kept.
+
+        Raises:
+            ValueError: if ``table`` is not one of ``self.schedule``'s tables.
+        """
+        name = next((k for k, v in vars(self.schedule).items() if v is table), None)
+        if name is None:
+            raise ValueError(
+                "table must be a per-step table of this diffusion's schedule, e.g. "
+                "diffusion.schedule.sqrt_alpha_bar"
+            )
+        key = (name, like.device, like.dtype)
+        if key not in self._tables:
+            values = torch.from_numpy(np.array(table, dtype=np.float64))
+            self._tables[key] = values.to(device=like.device, dtype=like.dtype)
+        values = self._tables[key][t]
         return values.reshape(values.shape + (1,) * (like.ndim - values.ndim))
 
     def check_t(
@@ -146,8 +164,8 @@ class GaussianDiffusion:
         check_x0_eps(x0, eps)
         t = self.check_t(t, x0.shape[0], x0.device, low=0)
         return (
-            self.gather("sqrt_alpha_bar", t, x0) * x0
-            + self.gather("sqrt_one_minus_alpha_bar", t, x0) * eps
+            self.gather(self.schedule.sqrt_alpha_bar, t, x0) * x0
+            + self.gather(self.schedule.sqrt_one_minus_alpha_bar, t, x0) * eps
         )
 
     def target(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -159,52 +177,94 @@ class GaussianDiffusion:
         elif self.parameterization == "v":
             t = self.check_t(t, x0.shape[0], x0.device, low=0)
             return (
-                self.gather("sqrt_alpha_bar", t, x0) * eps
-                - self.gather("sqrt_one_minus_alpha_bar", t, x0) * x0
+                self.gather(self.schedule.sqrt_alpha_bar, t, x0) * eps
+                - self.gather(self.schedule.sqrt_one_minus_alpha_bar, t, x0) * x0
             )
         else:
             raise AssertionError(self.parameterization)
 
     # -- from a prediction to x0 and eps --------------------------------------------------
-    def split_output(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Split a denoiser output into (prediction, variance values in [-1, 1] or None)."""
-        if not self.learns_variance:
-            return output, None
-        if output.ndim < 2 or output.shape[1] % 2:
+    def split_output(
+        self, output: torch.Tensor, xt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Split a denoiser output into (prediction shaped like ``xt``, variance values in
+        [-1, 1] or None), checking the shapes."""
+        prediction, v = output, None
+        if self.learns_variance:
+            if output.ndim < 2 or output.shape[1] % 2:
+                raise ValueError(
+                    "a learned variance needs an output of shape (B, 2C, ...) with an even "
+                    f"channel count, got shape {tuple(output.shape)}"
+                )
+            prediction, v = output.chunk(2, dim=1)
+        if prediction.shape != xt.shape:
             raise ValueError(
-                "a learned variance needs an output of shape (B, 2C, ...) with an even "
-                f"channel count, got shape {tuple(output.shape)}"
+                f"the denoiser output {tuple(output.shape)} does not match x_t {tuple(xt.shape)}"
             )
-        prediction, v = output.chunk(2, dim=1)
         return prediction, v
 
     def x0_eps_from_prediction(
         self, prediction: torch.Tensor, xt: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x0_hat, eps_hat) from the denoiser's prediction in this parameterization.
+        """(x0_hat, eps_hat) from the denoiser's prediction in this parameterization, the
+        conversions of `minidiff.process.parameterization`:
 
         eps:  x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)   (Ho et al. 2020, eq. 15)
-        x0:   eps = (x_t - sqrt(alpha_bar) x0) / sqrt(1 - alpha_bar)
+        x0:   eps = (x_t - sqrt(alpha_bar) x0) / sqrt(1 - alpha_bar)   (`eps_from_x0`)
         v:    x0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v,
               eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v     (Salimans & Ho 2022)
         """
-        signal = self.gather("sqrt_alpha_bar", t, xt)
-        noise = self.gather("sqrt_one_minus_alpha_bar", t, xt)
+        signal = self.gather(self.schedule.sqrt_alpha_bar, t, xt)
+        noise = self.gather(self.schedule.sqrt_one_minus_alpha_bar, t, xt)
         if self.parameterization == "eps":
             return (xt - noise * prediction) / signal, prediction
         elif self.parameterization == "x0":
-            return prediction, (xt - signal * prediction) / noise
+            return prediction, self.eps_from_x0(xt, t, prediction)
         elif self.parameterization == "v":
             return signal * xt - noise * prediction, noise * xt + signal * prediction
         else:
             raise AssertionError(self.parameterization)
 
+    def eps_from_x0(self, xt: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t): the torch twin of
+        `minidiff.process.eps_from_x0`, used for an x0 prediction and for a clipped x0_hat."""
+        return (xt - self.gather(self.schedule.sqrt_alpha_bar, t, xt) * x0) / self.gather(
+            self.schedule.sqrt_one_minus_alpha_bar, t, xt
+        )
+
+    def predict_x0_eps(
+        self,
+        output: torch.Tensor,
+        xt: torch.Tensor,
+        t: torch.Tensor | int,
+        clip_x0: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0_hat, eps_hat) from a denoiser output at (x_t, t): x0_hat optionally clipped to
+        [-clip_x0, clip_x0], and eps_hat then recomputed from it (`eps_from_x0`), so that
+        the pair still satisfies x_t = sqrt(alpha_bar_t) x0_hat + sqrt(1 - alpha_bar_t) eps_hat.
+        All a DDIM, ODE or SDE step needs: no mean and no variance are formed.
+
+        Args:
+            output: (B, C, ...) the denoiser's output ((B, 2C, ...) with a learned variance,
+                whose variance half is ignored).
+            xt: (B, C, ...) the current state.
+            t: (B,) integer steps in 1..T (or one int).
+            clip_x0: clip x0_hat to this range (1 for data in [-1, 1]); None keeps it.
+        """
+        t = self.check_t(t, xt.shape[0], xt.device)
+        prediction, _ = self.split_output(output, xt)
+        x0, eps = self.x0_eps_from_prediction(prediction, xt, t)
+        if clip_x0 is not None:
+            x0 = x0.clamp(-clip_x0, clip_x0)
+            eps = self.eps_from_x0(xt, t, x0)
+        return x0, eps
+
     # -- the reverse process p(x_{t-1} | x_t) ---------------------------------------------
     def posterior_mean(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Mean of q(x_{t-1} | x_t, x0) (Ho et al. 2020, eq. 7), coefficients from the schedule."""
         return (
-            self.gather("posterior_mean_coef_x0", t, xt) * x0
-            + self.gather("posterior_mean_coef_xt", t, xt) * xt
+            self.gather(self.schedule.posterior_mean_coef_x0, t, xt) * x0
+            + self.gather(self.schedule.posterior_mean_coef_xt, t, xt) * xt
         )
 
     def log_variance(
@@ -212,13 +272,13 @@ class GaussianDiffusion:
     ) -> torch.Tensor:
         """log Sigma_theta(x_t, t), shaped like ``like`` (B, ...).
 
-        fixed_small: log beta_tilde_t (clipped at t = 1, see
-        `Schedule.posterior_log_var_clipped`); fixed_large: log beta_t, with beta_tilde_2 at
-        t = 1 as in Ho et al.'s code; learned_range: frac log beta_t + (1 - frac) log beta_tilde_t
-        with frac = (v + 1) / 2 (Nichol & Dhariwal 2021, eq. 15).
+        fixed_small: log beta_tilde_t (clipped at t = 1, `Schedule.posterior_log_var_clipped`);
+        fixed_large: log beta_t, with beta_tilde_2 at t = 1 (`Schedule.fixed_large_log_var`);
+        learned_range: frac log beta_t + (1 - frac) log beta_tilde_t with frac = (v + 1) / 2
+        (Nichol & Dhariwal 2021, eq. 15).
         """
-        log_small = self.gather("posterior_log_var_clipped", t, like)
-        log_large = self._log_beta_large(t, like)
+        log_small = self.gather(self.schedule.posterior_log_var_clipped, t, like)
+        log_large = self.gather(self.schedule.fixed_large_log_var, t, like)
         if self.variance == "fixed_small":
             return log_small.expand_as(like)
         elif self.variance == "fixed_large":
@@ -231,16 +291,6 @@ class GaussianDiffusion:
         else:
             raise AssertionError(self.variance)
 
-    def _log_beta_large(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        beta = self.table("beta", like.device, like.dtype)
-        posterior = self.table("posterior_var", like.device, like.dtype)
-        # t = 1 uses beta_tilde_2 (Ho et al.'s released code) so that the log stays the
-        # variance of a well-defined step; T = 1 falls back to beta_1.
-        first = posterior[2] if self.T >= 2 else beta[1]
-        large = torch.cat([first.reshape(1), first.reshape(1), beta[2:]])
-        values = torch.log(large)[t]
-        return values.reshape(values.shape + (1,) * (like.ndim - 1))
-
     def p_mean_variance(
         self,
         output: torch.Tensor,
@@ -249,8 +299,9 @@ class GaussianDiffusion:
         clip_x0: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """The reverse step p_theta(x_{t-1} | x_t) = N(mean, exp(log_var)) from a denoiser
-        output: x0_hat from the prediction, optionally clipped to [-clip_x0, clip_x0], then
-        mean = mu_tilde_t(x_t, x0_hat) (Ho et al. 2020, eqs. 7 and 15).
+        output: x0_hat from the prediction, optionally clipped to [-clip_x0, clip_x0]
+        (`predict_x0_eps`), then mean = mu_tilde_t(x_t, x0_hat) (Ho et al. 2020, eqs. 7
+        and 15) and the diffusion's variance.
 
         Args:
             output: (B, C, ...) the denoiser's output at (x_t, t) ((B, 2C, ...) with a
@@ -263,17 +314,8 @@ class GaussianDiffusion:
             a dict with ``mean``, ``var``, ``log_var``, ``x0`` and ``eps``, each (B, C, ...).
         """
         t = self.check_t(t, xt.shape[0], xt.device)
-        prediction, v = self.split_output(output)
-        if prediction.shape != xt.shape:
-            raise ValueError(
-                f"the denoiser output {tuple(output.shape)} does not match x_t {tuple(xt.shape)}"
-            )
-        x0, eps = self.x0_eps_from_prediction(prediction, xt, t)
-        if clip_x0 is not None:
-            x0 = x0.clamp(-clip_x0, clip_x0)
-            eps = (xt - self.gather("sqrt_alpha_bar", t, xt) * x0) / self.gather(
-                "sqrt_one_minus_alpha_bar", t, xt
-            )
+        x0, eps = self.predict_x0_eps(output, xt, t, clip_x0)
+        _, v = self.split_output(output, xt)
         log_var = self.log_variance(t, xt, v)
         return {
             "mean": self.posterior_mean(x0, xt, t),
@@ -302,7 +344,7 @@ class GaussianDiffusion:
         3. ``mse`` = mean over the data dimensions of (target - prediction)^2, the target
            being eps, x0 or v (eq. 14 in this parameterization);
         4. ``vlb`` = T * L_{t-1} in bits per dimension: L_{t-1} is the bound's term at t
-           (eq. 5, see `minidiff.diffusion.vlb.vlb_term_bpd`), and with t uniform,
+           (eq. 5, see `vlb_term`), and with t uniform,
            T * L_{t-1} is an unbiased estimate of L_0 + ... + L_{T-1}, the bound without
            its parameter-free prior term L_T (Nichol & Dhariwal 2021, sec. 3.1);
         5. ``loss`` = ``mse`` (simple), ``vlb`` (vlb), or ``mse + 0.001 * vlb`` (hybrid).
@@ -338,11 +380,7 @@ class GaussianDiffusion:
             )
         xt = self.q_sample(x0, t, eps)
         output = call_denoiser(denoiser, xt, t, y)
-        prediction, v = self.split_output(output)
-        if prediction.shape != x0.shape:
-            raise ValueError(
-                f"the denoiser output {tuple(output.shape)} does not match x_t {tuple(xt.shape)}"
-            )
+        prediction, v = self.split_output(output, xt)
         losses = {"mse": vlb.mean_over_dims((self.target(x0, t, eps) - prediction) ** 2), "t": t}
         if self.loss == "simple":
             losses["loss"] = losses["mse"]
@@ -350,7 +388,7 @@ class GaussianDiffusion:
         if self.loss == "hybrid":  # stop-gradient on the mean (Nichol & Dhariwal, sec. 3.1)
             detached = prediction.detach()
             output = detached if v is None else torch.cat([detached, v], dim=1)
-        term, _ = vlb.vlb_term_bpd(self, output, x0, xt, t, num_bins=num_bins)
+        term, _ = self.vlb_term(output, x0, xt, t, num_bins=num_bins)
         losses["vlb"] = self.T * term
         if self.loss == "vlb":
             losses["loss"] = losses["vlb"]
@@ -359,41 +397,3 @@ class GaussianDiffusion:
         else:
             raise AssertionError(self.loss)
         return losses
-
-    # -- the variational bound (Ho et al. 2020, eq. 5) -----------------------------------
-    def prior_bpd(self, x0: torch.Tensor) -> torch.Tensor:
-        """L_T = KL(q(x_T | x_0) || N(0, I)) in bits per dimension, (B,)."""
-        return vlb.prior_bpd(self, check_data(x0))
-
-    def vlb_terms(
-        self,
-        denoiser: Callable[..., torch.Tensor],
-        x0: torch.Tensor,
-        *,
-        generator: torch.Generator | None = None,
-        y: torch.Tensor | None = None,
-        clip_x0: float | None = None,
-        num_bins: int | None = 256,
-    ) -> dict[str, torch.Tensor]:
-        """Every term of the variational bound (Ho et al. 2020, eq. 5), in bits per
-        dimension, by a loop over t = T..1 (one denoiser call per step; no gradients).
-
-        At each t a fresh eps is drawn, x_t = q_sample(x_0, t, eps), and L_{t-1} is
-        evaluated as in `training_losses` (L_0 with the decoder of ``num_bins`` values).
-
-        Args:
-            denoiser: as in `training_losses`.
-            x0: (B, C, ...) clean data.
-            generator: the random generator for the noise.
-            y: conditioning passed on to the denoiser.
-            clip_x0: clip x0_hat in p(x_{t-1} | x_t) (see `p_mean_variance`).
-            num_bins: as in `training_losses`.
-
-        Returns:
-            a dict with ``terms`` (B, T), column t - 1 holding L_{t-1}; ``prior`` (B,), L_T;
-            ``total`` (B,), L_T + sum_t L_{t-1}, the bound on -log p(x_0) in bits/dim;
-            ``x0_mse`` and ``eps_mse`` (B, T), the mean squared errors of x0_hat and eps_hat.
-        """
-        return vlb.vlb_terms(
-            self, denoiser, x0, generator=generator, y=y, clip_x0=clip_x0, num_bins=num_bins
-        )

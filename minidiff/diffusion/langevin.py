@@ -20,12 +20,14 @@ would make the step depend on the state and bias the stationary law).
   q(x_{t_prev} | x_t, x0_hat), Algorithm 2 of Ho et al. on the full grid), then
   ``corrector_steps`` Langevin steps at the new level when it is t_prev >= 1.
 
-Interface as in `minidiff.diffusion.samplers`.
+Interface as in `minidiff.diffusion.samplers` (shape or x_T and the `SamplerOptions`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,20 +35,16 @@ import torch
 from minidiff.diffusion._sampling import (
     Denoiser,
     NoiseSource,
-    as_table,
-    check_clip,
-    check_diffusion,
-    check_start,
+    SamplerOptions,
+    denoise,
     draw,
-    finish,
-    predict,
-    start,
-)
-from minidiff.diffusion._sampling import (
-    steps as _steps,
+    open_frame,
 )
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.diffusion.samplers import Spacing, _ddim_tables, ddim_grid
+from minidiff.process import Spacing, ddim_coefficients
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["langevin_corrector", "sample_annealed_langevin", "sample_pc"]
 
@@ -86,17 +84,20 @@ def langevin_corrector(
 
     Args:
         x: (B, ...) the state at level t (1..T). alpha: the factor alpha_t of the rule.
+        generator, noise: where z comes from, as for the samplers.
     """
-    eps = predict(denoiser, diffusion, x, t)["eps"]
-    score = -eps / diffusion.gather(
-        "sqrt_one_minus_alpha_bar", torch.tensor([t], device=x.device), x
-    )
-    z = draw(x, generator, noise)
-    step = (
-        2
-        * alpha
-        * (snr * _batch_norm(z) / _batch_norm(score).clamp_min(torch.finfo(x.dtype).tiny)) ** 2
-    )
+    draw_z = functools.partial(draw, generator=generator, noise=noise)
+    return _correct(denoiser, diffusion, x, t, snr, alpha, draw_z)
+
+
+def _correct(denoiser, diffusion, x, t: int, snr: float, alpha, draw_z) -> torch.Tensor:
+    """The step of `langevin_corrector`, with z from ``draw_z(x)`` (a sampler's frame)."""
+    _, eps = denoise(denoiser, diffusion, x, t)
+    t_batch = torch.full((x.shape[0],), t, dtype=torch.int64, device=x.device)
+    score = -eps / diffusion.gather(diffusion.schedule.sqrt_one_minus_alpha_bar, t_batch, x)
+    z = draw_z(x)
+    tiny = torch.finfo(x.dtype).tiny
+    step = 2 * alpha * (snr * _batch_norm(z) / _batch_norm(score).clamp_min(tiny)) ** 2
     return x + step * score + (2 * step).sqrt() * z
 
 
@@ -110,16 +111,11 @@ def sample_annealed_langevin(
     corrector_steps: int = 5,
     snr: float = 0.16,
     spacing: Spacing = "quadratic",
-    generator: torch.Generator | None = None,
-    noise: NoiseSource | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """Annealed Langevin dynamics over the diffusion's noise levels (corrector only).
 
-    For each level t of ``ddim_grid(schedule, steps, spacing)`` except 0, in decreasing
+    For each level t of the grid ``ddim_timesteps(T, steps, spacing)`` except 0, in decreasing
     order: ``corrector_steps`` steps of `langevin_corrector` at t (alpha = alpha_t). Then
     x_0 = x0_hat(x, t_last) (a denoising step at the last level).
 
@@ -129,36 +125,30 @@ def sample_annealed_langevin(
         corrector_steps: Langevin steps per level (``steps * corrector_steps + 1``
             denoiser calls in all).
         snr: the signal-to-noise ratio r of the step rule (0.16: Song et al. 2021, sec. 4.2).
-        spacing: the levels, see `ddim_timesteps`; the default ``"quadratic"`` puts
+        spacing: the levels, see `minidiff.process.ddim_timesteps`; the default ``"quadratic"`` puts
             more levels near the data, where the modes take their shape (on the
             8-Gaussian mixture 100 quadratic levels reproduce the law where 100 uniform
             levels do not).
-        generator, noise, progress, return_trajectory, dtype, device: as in
-            `sample_ddim`; the trajectory holds x_T, the state after each level and x_0.
+        **options: as in `sample_ddim`; the trajectory holds x_T, the state after each
+            level and x_0.
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 2, B, ...)).
     """
-    check_diffusion(diffusion)
     _check_corrector(snr, corrector_steps)
-    x = start(shape_or_x_T, generator, dtype, device)
-    grid = ddim_grid(diffusion.schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
-    levels = grid[:-1]  # T, ..., >= 1
-    alpha = as_table(diffusion.schedule.alpha[levels], x)
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(levels)), len(levels), progress, "annealed Langevin"):
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc="annealed Langevin", steps=steps,
+        spacing=spacing,
+    )  # fmt: skip
+    alpha = frame.table(diffusion.schedule.alpha[frame.grid])
+    x = frame.x_T
+    for i, t, _ in frame.jumps():  # the levels t = grid[0], ..., grid[-2] >= 1
         for _ in range(corrector_steps):
-            x = langevin_corrector(
-                denoiser, diffusion, x, int(levels[i]), snr=snr, alpha=alpha[i],
-                generator=generator, noise=noise,
-            )  # fmt: skip
-        if trajectory is not None:
-            trajectory.append(x)
-    x = predict(denoiser, diffusion, x, int(levels[-1]))["x0"]  # denoise: Tweedie
-    if trajectory is not None:
-        trajectory.append(x)
-    return finish(x, trajectory)
+            x = _correct(denoiser, diffusion, x, t, snr, alpha[i], frame.draw)
+        frame.record(x)
+    x, _ = denoise(denoiser, diffusion, x, int(frame.grid[-2]))  # denoise: Tweedie
+    frame.record(x)
+    return frame.result(x)
 
 
 @torch.no_grad()
@@ -172,16 +162,11 @@ def sample_pc(
     snr: float = 0.16,
     spacing: Spacing = "uniform",
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    noise: NoiseSource | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """Predictor-corrector sampling (Song et al. 2021, sec. 4.2; PC sampling for the VP SDE).
 
-    For each jump t -> t_prev of ``ddim_grid(schedule, steps, spacing)``:
+    For each jump t -> t_prev of the grid ``ddim_timesteps(T, steps, spacing)``:
         1. predictor: x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat
                + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps_hat + sigma z, sigma = sigma_t(1)
            (the ancestral step; exactly Ho et al.'s Algorithm 2 step on the full grid),
@@ -195,34 +180,28 @@ def sample_pc(
             ``steps + (steps - 1) * corrector_steps``.
         corrector_steps: Langevin steps after each predictor step (0: ancestral only).
         snr: the signal-to-noise ratio r of the corrector's step rule.
-        spacing, generator, noise, progress, return_trajectory, dtype, device: as in
-            `sample_ddim`.
+        spacing, **options: as in `sample_ddim`.
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
     _check_corrector(snr, corrector_steps)
-    x = start(shape_or_x_T, generator, dtype, device)
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc="predictor-corrector", steps=steps,
+        spacing=spacing, clip_x0=clip_x0,
+    )  # fmt: skip
     schedule = diffusion.schedule
-    grid = ddim_grid(schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
-    numpy_tables = _ddim_tables(schedule, grid, 1.0)
-    tables = {k: as_table(v, x) for k, v in numpy_tables.items()}
-    alpha = as_table(schedule.alpha[grid], x)
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "predictor-corrector"):
-        step = predict(denoiser, diffusion, x, int(grid[i]), clip_x0)  # 1. predictor
-        x = tables["signal"][i] * step["x0"] + tables["direction"][i] * step["eps"]
-        if numpy_tables["sigma"][i] > 0:
-            x = x + tables["sigma"][i] * draw(x, generator, noise)
-        if grid[i + 1] >= 1:  # 2. corrector
+    ddim = ddim_coefficients(schedule, frame.grid[:-1], frame.grid[1:], eta=1.0)
+    signal, direction, sigma = map(frame.table, (ddim.signal, ddim.direction, ddim.sigma))
+    alpha = frame.table(schedule.alpha[frame.grid])
+    x = frame.x_T
+    for i, t, t_prev in frame.jumps():
+        x0, eps = denoise(denoiser, diffusion, x, t, clip_x0)  # 1. predictor
+        x = signal[i] * x0 + direction[i] * eps
+        if ddim.sigma[i] > 0:
+            x = x + sigma[i] * frame.draw(x)
+        if t_prev >= 1:  # 2. corrector
             for _ in range(corrector_steps):
-                x = langevin_corrector(
-                    denoiser, diffusion, x, int(grid[i + 1]), snr=snr, alpha=alpha[i + 1],
-                    generator=generator, noise=noise,
-                )  # fmt: skip
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
+                x = _correct(denoiser, diffusion, x, t_prev, snr, alpha[i + 1], frame.draw)
+        frame.record(x)
+    return frame.result(x)

@@ -3,14 +3,18 @@
 - `sample_ancestral`: Ho et al. (2020), Algorithm 2, through
   `GaussianDiffusion.p_mean_variance` (any parameterization and variance choice).
 - `sample_ddim`: Song, Meng & Ermon (2021), eq. 12 with sigma(eta) of eq. 16, on the
-  grid `minidiff.toy.ddim_timesteps`; `ddim_invert` runs eta = 0 DDIM backwards
+  grid `minidiff.process.ddim_timesteps`; `ddim_invert` runs eta = 0 DDIM backwards
   (x_0 -> x_T).
 
 The ODE/SDE samplers and DPM-Solver++ live in `minidiff.diffusion.sde`, annealed Langevin
 and predictor-corrector in `minidiff.diffusion.langevin`.
 
-Common interface: ``sampler(denoiser, diffusion, shape_or_x_T, *, generator=None,
-progress=False, return_trajectory=False, dtype=None, device=None, ...)``.
+Common interface: ``sampler(denoiser, diffusion, shape_or_x_T, *, <the sampler's own
+settings>, **options)``, the options (`SamplerOptions`) being ``generator=None,
+noise=None, progress=False, return_trajectory=False, dtype=None, device=None``. Each
+sampler opens one frame (`minidiff.diffusion._sampling.open_frame`) that checks them,
+sets up x_T and the grid, and collects the trajectory; its loop is written out in its
+function. The deterministic samplers (ODE, DPM-Solver++, inversion) refuse ``noise``.
 
 - ``shape_or_x_T``: a shape tuple (B, ...), then x_T = ``torch.randn(shape,
   generator=generator, dtype=dtype, device=device)``, or a start tensor (copied, never
@@ -23,7 +27,8 @@ progress=False, return_trajectory=False, dtype=None, device=None, ...)``.
   shape (N + 1, B, ...) in the order of sampling: ``trajectory[0]`` is x_T,
   ``trajectory[i]`` the state after i steps, ``trajectory[-1]`` is x_0. For the ancestral
   sampler N = T and ``trajectory[T - t]`` is x_t; for grid samplers ``trajectory[i]`` is
-  the state at ``grid[i]`` of `ddim_timesteps`.
+  the state at ``grid[i]`` of `minidiff.process.ddim_timesteps`. The NumPy samplers of
+  `minidiff.toy` return the same layout.
 
 All samplers run under ``torch.no_grad()``.
 """
@@ -31,39 +36,18 @@ All samplers run under ``torch.no_grad()``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from minidiff.diffusion._sampling import (
-    Denoiser,
-    NoiseSource,
-    as_table,
-    check_clip,
-    check_diffusion,
-    check_start,
-    draw,
-    finish,
-    predict,
-    start,
-)
-from minidiff.diffusion._sampling import (
-    steps as _steps,
-)
+from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Schedule, ddim_sigma
-from minidiff.toy.sampling import SPACINGS, ddim_timesteps
+from minidiff.process import Spacing, ddim_coefficients, ddim_inversion_coefficients
 
-__all__ = ["SPACINGS", "Spacing", "sample_ancestral", "sample_ddim", "ddim_invert", "ddim_grid"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-Spacing = Literal["uniform", "quadratic", "trailing"]
-
-
-def ddim_grid(schedule: Schedule, steps: int | None, spacing: Spacing = "uniform") -> np.ndarray:
-    """The strictly decreasing grid T = grid[0] > ... > grid[-1] = 0 of ``steps`` jumps
-    (None: all T steps), from `minidiff.toy.ddim_timesteps` (Song et al. 2021, sec. 4.2)."""
-    return ddim_timesteps(schedule.T, schedule.T if steps is None else steps, spacing)
+__all__ = ["SamplerOptions", "sample_ancestral", "sample_ddim", "ddim_invert"]
 
 
 @torch.no_grad()
@@ -73,12 +57,7 @@ def sample_ancestral(
     shape_or_x_T: Sequence[int] | torch.Tensor,
     *,
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    noise: NoiseSource | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """Ancestral sampling, Ho et al. (2020), Algorithm 2, from x_T down to x_0.
 
@@ -98,41 +77,23 @@ def sample_ancestral(
         diffusion: the `GaussianDiffusion`.
         shape_or_x_T: the shape (B, ...) of x_T to draw, or x_T itself.
         clip_x0: clip x0_hat (image data in [-1, 1] uses 1), or None.
-        generator, noise, progress, return_trajectory, dtype, device: see the module
-            docstring.
+        **options: generator, noise, progress, return_trajectory, dtype, device (the
+            module docstring).
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (T + 1, B, ...)) with ``trajectory[T - t]`` = x_t.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
-    x = start(shape_or_x_T, generator, dtype, device)
-    T = diffusion.T
-    check_start(diffusion, T)
-    trajectory = [x] if return_trajectory else None
-    for t in _steps(range(T, 0, -1), T, progress, "ancestral"):
-        step = predict(denoiser, diffusion, x, t, clip_x0)  # 1.-2. eqs. 15 and 7
+    frame = open_frame(diffusion, shape_or_x_T, options, desc="ancestral", clip_x0=clip_x0)
+    x = frame.x_T
+    for _, t, _ in frame.jumps():  # t = T, ..., 1
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.int64, device=x.device)
+        step = diffusion.p_mean_variance(denoiser(x, t_batch), x, t_batch, clip_x0)  # 1.-2.
         if t > 1:  # 3. no noise at the last step
-            x = step["mean"] + step["var"].sqrt() * draw(x, generator, noise)
+            x = step["mean"] + step["var"].sqrt() * frame.draw(x)
         else:
             x = step["mean"]
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
-
-
-def _ddim_tables(schedule: Schedule, grid: np.ndarray, eta: float) -> dict[str, np.ndarray]:
-    """Per-jump float64 coefficients of DDIM eq. 12 for the jumps grid[i] -> grid[i + 1]:
-    sqrt(alpha_bar_{t_prev}), sqrt(1 - alpha_bar_{t_prev} - sigma^2) (clamped at 0
-    against round-off) and sigma = sigma_t(eta) of eq. 16."""
-    t, t_prev = grid[:-1], grid[1:]
-    sigma = np.asarray(ddim_sigma(schedule, t, t_prev, eta), dtype=np.float64)
-    direction_var = schedule.one_minus_alpha_bar[t_prev] - sigma**2
-    return {
-        "signal": schedule.sqrt_alpha_bar[t_prev],
-        "direction": np.sqrt(np.maximum(direction_var, 0.0)),
-        "sigma": sigma,
-    }
+        frame.record(x)
+    return frame.result(x)
 
 
 @torch.no_grad()
@@ -145,22 +106,18 @@ def sample_ddim(
     eta: float = 0.0,
     spacing: Spacing = "uniform",
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    noise: NoiseSource | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
-    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along ``ddim_grid(schedule, steps,
-    spacing)``.
+    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along the grid
+    ``minidiff.process.ddim_timesteps(T, steps, spacing)``.
 
     For each jump t -> t_prev of the grid:
         1. x0_hat, eps_hat from denoiser(x_t, t) (x0_hat clipped if asked, eps_hat then
            recomputed from it);
         2. x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat
                + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps_hat + sigma z     (eq. 12)
-           with sigma = sigma_t(eta) of eq. 16 and z drawn only where sigma > 0.
+           with sigma = sigma_t(eta) of eq. 16 (the factors: `minidiff.process.
+           ddim_coefficients`) and z drawn only where sigma > 0.
 
     eta = 0: deterministic (no draws; the Euler step of the probability-flow ODE, see
     `minidiff.diffusion.sde.sample_ode`). eta = 1 on the full grid (steps = T): ancestral
@@ -170,30 +127,28 @@ def sample_ddim(
         denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ancestral`.
         steps: the number of denoiser calls, 1..T; None means T.
         eta: >= 0, the stochasticity of eq. 16.
-        spacing: ``"uniform"``, ``"quadratic"`` or ``"trailing"`` (see `ddim_timesteps`).
-        generator, noise, progress, return_trajectory, dtype, device: see the module
-            docstring.
+        spacing: ``"uniform"``, ``"quadratic"`` or ``"trailing"`` (see
+            `minidiff.process.ddim_timesteps`).
+        **options: generator, noise, progress, return_trajectory, dtype, device (the
+            module docstring).
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
-    x = start(shape_or_x_T, generator, dtype, device)
-    grid = ddim_grid(diffusion.schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
-    numpy_tables = _ddim_tables(diffusion.schedule, grid, eta)
-    tables = {k: as_table(v, x) for k, v in numpy_tables.items()}
-    stochastic = numpy_tables["sigma"] > 0  # eta = 0: no draws at all
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "ddim"):
-        step = predict(denoiser, diffusion, x, int(grid[i]), clip_x0)  # 1.
-        x = tables["signal"][i] * step["x0"] + tables["direction"][i] * step["eps"]  # 2.
-        if stochastic[i]:
-            x = x + tables["sigma"][i] * draw(x, generator, noise)
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc="ddim", steps=steps, spacing=spacing,
+        clip_x0=clip_x0,
+    )  # fmt: skip
+    ddim = ddim_coefficients(diffusion.schedule, frame.grid[:-1], frame.grid[1:], eta)
+    signal, direction, sigma = map(frame.table, (ddim.signal, ddim.direction, ddim.sigma))
+    x = frame.x_T
+    for i, t, _ in frame.jumps():
+        x0, eps = denoise(denoiser, diffusion, x, t, clip_x0)  # 1.
+        x = signal[i] * x0 + direction[i] * eps  # 2. eq. 12
+        if ddim.sigma[i] > 0:  # eta = 0: no draws at all
+            x = x + sigma[i] * frame.draw(x)
+        frame.record(x)
+    return frame.result(x)
 
 
 @torch.no_grad()
@@ -204,14 +159,14 @@ def ddim_invert(
     *,
     steps: int | None = None,
     spacing: Spacing = "uniform",
-    progress: bool = False,
-    return_trajectory: bool = False,
+    **options: Unpack[SamplerOptions],
 ):
     """DDIM inversion: encode x_0 into x_T with the deterministic (eta = 0) update run up
     the grid (Song et al. 2021, sec. 4.3, eq. 13 integrated from 0 to T).
 
     In y = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar) the ODE is
     dy / dsigma = eps(x, t); each jump t_prev -> t of the reversed grid takes one step
+    (the factors: `minidiff.process.ddim_inversion_coefficients`)
 
         x_t = sqrt(alpha_bar_t / alpha_bar_{t_prev}) x_{t_prev}
               + (sqrt(1 - alpha_bar_t) - sqrt(alpha_bar_t) sigma_{t_prev}) eps_hat,
@@ -224,26 +179,21 @@ def ddim_invert(
         denoiser, diffusion: as in `sample_ancestral`.
         x0: (B, ...) the data to encode (not modified).
         steps, spacing: the grid, as in `sample_ddim`.
-        progress, return_trajectory: as in the module docstring; the trajectory runs
-            from x_0 (``trajectory[0]``) to x_T (``trajectory[-1]``).
+        **options: progress, return_trajectory, dtype, device (the module docstring);
+            the trajectory runs from x_0 (``trajectory[0]``) to x_T (``trajectory[-1]``).
 
     Returns:
         x_T: (B, ...); or (x_T, trajectory (steps + 1, B, ...)).
     """
-    check_diffusion(diffusion)
-    x = start(x0, None, None, None)
-    schedule = diffusion.schedule
-    grid = ddim_grid(schedule, steps, spacing)[::-1].copy()  # 0 = grid[0] < ... < T
-    t_prev, t = grid[:-1], grid[1:]
-    with np.errstate(divide="ignore"):
-        scale = np.exp(0.5 * (schedule.log_alpha_bar[t] - schedule.log_alpha_bar[t_prev]))
-        sigma_prev = np.sqrt(schedule.one_minus_alpha_bar[t_prev]) / schedule.sqrt_alpha_bar[t_prev]
-    direction = schedule.sqrt_one_minus_alpha_bar[t] - schedule.sqrt_alpha_bar[t] * sigma_prev
-    scale, direction = as_table(scale, x), as_table(direction, x)
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "ddim_invert"):
-        eps = predict(denoiser, diffusion, x, int(t[i]))["eps"]
+    frame = open_frame(
+        diffusion, x0, options, desc="ddim_invert", steps=steps, spacing=spacing,
+        stochastic=False, upward=True,
+    )  # fmt: skip
+    upward = ddim_inversion_coefficients(diffusion.schedule, frame.grid[:-1], frame.grid[1:])
+    scale, direction = map(frame.table, upward)
+    x = frame.x_T
+    for i, _, t_up in frame.jumps():
+        _, eps = denoise(denoiser, diffusion, x, t_up)
         x = scale[i] * x + direction[i] * eps
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
+        frame.record(x)
+    return frame.result(x)

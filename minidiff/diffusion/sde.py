@@ -4,7 +4,7 @@ modeling through SDEs"): probability-flow ODE (Euler, Heun), reverse SDE
 
 The time discretisation. The denoiser is only defined at the integer steps of the
 discrete schedule, so every sampler here walks a grid T = t_0 > t_1 > ... > t_N = 0 of
-integer steps (`minidiff.diffusion.samplers.ddim_grid`), and the continuous VP SDE
+integer steps (`minidiff.process.ddim_timesteps`), and the continuous VP SDE
 dx = -beta(s) x / 2 ds + sqrt(beta(s)) dw is the one whose marginals equal the discrete
 ones at the grid points: alpha_bar(s) = exp(-int_0^s beta) takes the schedule's value
 alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar_t)
@@ -32,41 +32,38 @@ alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar
   lambda = log(sqrt(alpha_bar) / sqrt(1 - alpha_bar)) (half the log SNR) with the data
   prediction x0_hat.
 
-Interface as in `minidiff.diffusion.samplers` (shape or x_T, generator, noise, progress,
-return_trajectory with the same layout along the grid, dtype, device).
+The per-jump coefficients come from `minidiff.process` (`ddim_coefficients`, `ode_sigma`,
+`sde_step_variance`, `dpm_solver_pp_2m_coefficients`).
+
+Interface as in `minidiff.diffusion.samplers` (shape or x_T, and the `SamplerOptions`
+generator, noise, progress, return_trajectory with the same layout along the grid, dtype,
+device; the ODE and DPM-Solver++ are deterministic and refuse ``noise``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
 
-from minidiff.diffusion._sampling import (
-    Denoiser,
-    NoiseSource,
-    as_table,
-    check_clip,
-    check_diffusion,
-    check_start,
-    draw,
-    finish,
-    predict,
-    start,
-)
-from minidiff.diffusion._sampling import (
-    steps as _steps,
-)
+from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.diffusion.samplers import Spacing, ddim_grid
-from minidiff.process import Schedule
+from minidiff.process import (
+    Spacing,
+    ddim_coefficients,
+    dpm_solver_pp_2m_coefficients,
+    ode_sigma,
+    sde_step_variance,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ODE_METHODS",
     "OdeMethod",
-    "ode_sigma",
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",
@@ -74,14 +71,6 @@ __all__ = [
 
 OdeMethod = Literal["euler", "heun"]
 ODE_METHODS: tuple[str, ...] = get_args(OdeMethod)
-
-
-def ode_sigma(schedule: Schedule) -> np.ndarray:
-    """(T + 1,) sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) = exp(-log SNR_t / 2), the
-    noise level of y = x / sqrt(alpha_bar) (Song, Meng & Ermon 2021, eq. 14): 0 at t = 0,
-    inf where alpha_bar_t = 0."""
-    with np.errstate(over="ignore"):
-        return np.exp(-0.5 * schedule.log_snr)
 
 
 @torch.no_grad()
@@ -94,18 +83,15 @@ def sample_ode(
     method: OdeMethod = "heun",
     spacing: Spacing = "uniform",
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """Integrate the probability-flow ODE dy / dsigma = eps(x, t) (module docstring) from
-    x_T to x_0 on ``ddim_grid(schedule, steps, spacing)``.
+    x_T to x_0 on the grid ``ddim_timesteps(T, steps, spacing)``.
 
     For each jump t -> t_prev:
         1. x0_1, eps_1 from denoiser(x_t, t);
-        2. Euler: x' = sqrt(alpha_bar_{t_prev}) x0_1 + sqrt(1 - alpha_bar_{t_prev}) eps_1;
+        2. Euler: x' = sqrt(alpha_bar_{t_prev}) x0_1 + sqrt(1 - alpha_bar_{t_prev}) eps_1,
+           the DDIM step with eta = 0 (`minidiff.process.ddim_coefficients`);
         3. Heun (t_prev > 0, sigma_t finite): eps_2 from denoiser(x', t_prev), and
            x_{t_prev} = x' + c (eps_1 - eps_2) / 2, c = sqrt(alpha_bar_{t_prev})
            (sigma_t - sigma_{t_prev}); in y that is y + (sigma_{t_prev} - sigma_t)
@@ -116,42 +102,38 @@ def sample_ode(
         steps: the number of grid jumps (1..T; None: T). Euler calls the denoiser
             ``steps`` times, Heun ``2 steps - 1`` times.
         method: ``"euler"`` (first order; equals DDIM eta = 0) or ``"heun"`` (second order).
-        spacing: the grid, see `ddim_timesteps`.
-        generator: only used to draw x_T from a shape.
+        spacing: the grid, see `minidiff.process.ddim_timesteps`.
+        **options: as in `sample_ddim` but ``noise``; the generator only draws x_T.
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
     if method not in ODE_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {ODE_METHODS}")
-    x = start(shape_or_x_T, generator, dtype, device)
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc=f"ode {method}", steps=steps,
+        spacing=spacing, clip_x0=clip_x0, stochastic=False,
+    )  # fmt: skip
     schedule = diffusion.schedule
-    grid = ddim_grid(schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
     sigma = ode_sigma(schedule)
-    t, t_prev = grid[:-1], grid[1:]
+    t, t_prev = frame.grid[:-1], frame.grid[1:]
+    euler = ddim_coefficients(schedule, t, t_prev, eta=0.0)
     heun = (method == "heun") & (t_prev > 0) & np.isfinite(sigma[t])
     with np.errstate(invalid="ignore"):
-        correction = np.where(
-            heun, schedule.sqrt_alpha_bar[t_prev] * (sigma[t] - sigma[t_prev]), 0.0
-        )
-    signal = as_table(schedule.sqrt_alpha_bar[t_prev], x)
-    noise_scale = as_table(schedule.sqrt_one_minus_alpha_bar[t_prev], x)
-    correction = as_table(correction, x)
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, f"ode {method}"):
-        first = predict(denoiser, diffusion, x, int(t[i]), clip_x0)  # 1.
-        x_euler = signal[i] * first["x0"] + noise_scale[i] * first["eps"]  # 2.
+        correction = np.where(heun, euler.signal * (sigma[t] - sigma[t_prev]), 0.0)
+    signal, noise_scale = frame.table(euler.signal), frame.table(euler.direction)
+    correction = frame.table(correction)
+    x = frame.x_T
+    for i, t_i, t_prev_i in frame.jumps():
+        x0_1, eps_1 = denoise(denoiser, diffusion, x, t_i, clip_x0)  # 1.
+        x_euler = signal[i] * x0_1 + noise_scale[i] * eps_1  # 2.
         if heun[i]:  # 3.
-            second = predict(denoiser, diffusion, x_euler, int(t_prev[i]), clip_x0)
-            x = x_euler + correction[i] * (first["eps"] - second["eps"]) / 2
+            _, eps_2 = denoise(denoiser, diffusion, x_euler, t_prev_i, clip_x0)
+            x = x_euler + correction[i] * (eps_1 - eps_2) / 2
         else:
             x = x_euler
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
+        frame.record(x)
+    return frame.result(x)
 
 
 @torch.no_grad()
@@ -163,15 +145,10 @@ def sample_sde(
     steps: int | None = None,
     spacing: Spacing = "uniform",
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    noise: NoiseSource | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """Euler-Maruyama for the reverse VP SDE (Song et al. 2021, eq. 6 with the VP drift
-    and diffusion of eq. 11) on ``ddim_grid(schedule, steps, spacing)``.
+    and diffusion of eq. 11) on the grid ``ddim_timesteps(T, steps, spacing)``.
 
     For each jump t -> t_prev, with h = 1 - alpha_bar_t / alpha_bar_{t_prev}:
         1. score = -eps_hat / sqrt(1 - alpha_bar_t), eps_hat from denoiser(x_t, t);
@@ -181,60 +158,29 @@ def sample_sde(
         denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.
         steps: the number of jumps and denoiser calls, 1..T (None: T). First order:
             use several hundred.
-        spacing, generator, noise, progress, return_trajectory, dtype, device: as in
-            `sample_ddim`.
+        spacing, **options: as in `sample_ddim`.
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
-    x = start(shape_or_x_T, generator, dtype, device)
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc="sde", steps=steps, spacing=spacing,
+        clip_x0=clip_x0,
+    )  # fmt: skip
     schedule = diffusion.schedule
-    grid = ddim_grid(schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
-    t, t_prev = grid[:-1], grid[1:]
-    h = -np.expm1(schedule.log_alpha_bar[t] - schedule.log_alpha_bar[t_prev])  # 1 at beta_T = 1
-    h_table, root_h = as_table(h, x), as_table(np.sqrt(h), x)
-    score_scale = as_table(1.0 / schedule.sqrt_one_minus_alpha_bar[t], x)
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "sde"):
-        eps = predict(denoiser, diffusion, x, int(t[i]), clip_x0)["eps"]
+    t, t_prev = frame.grid[:-1], frame.grid[1:]
+    h = sde_step_variance(schedule, t, t_prev)  # 1 at beta_T = 1
+    h_table, root_h = frame.table(h), frame.table(np.sqrt(h))
+    score_scale = frame.table(1.0 / schedule.sqrt_one_minus_alpha_bar[t])
+    x = frame.x_T
+    for i, t_i, t_prev_i in frame.jumps():
+        _, eps = denoise(denoiser, diffusion, x, t_i, clip_x0)
         score = -score_scale[i] * eps  # 1. Tweedie
         x = x + h_table[i] * (x / 2 + score)  # 2. drift
-        if t_prev[i] > 0:
-            x = x + root_h[i] * draw(x, generator, noise)
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
-
-
-def dpm_solver_pp_2m_tables(schedule: Schedule, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-jump float64 coefficients of DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2):
-    x_{t_i} = a_i x_{t_{i-1}} + b_i x0_hat_{i-1} + c_i x0_hat_{i-2} with
-
-        h_i = lambda_{t_i} - lambda_{t_{i-1}},  a_i = sigma_{t_i} / sigma_{t_{i-1}},
-        D_i = (1 + 1 / (2 r_i)) x0_hat_{i-1} - 1 / (2 r_i) x0_hat_{i-2},  r_i = h_{i-1} / h_i,
-        x_{t_i} = a_i x_{t_{i-1}} - alpha_{t_i} (exp(-h_i) - 1) D_i,
-
-    (alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar)). The first jump (no previous
-    prediction) and the last one (lambda_0 = inf makes h infinite, r = 0) are first
-    order (D = x0_hat_{i-1}); a previous h of +inf (from alpha_bar_T = 0) also gives
-    weight 0 to the older prediction.
-    """
-    half_log_snr = 0.5 * schedule.log_snr  # lambda, -inf at alpha_bar = 0, +inf at t = 0
-    t, t_prev = grid[:-1], grid[1:]  # the jump t -> t_prev
-    h = half_log_snr[t_prev] - half_log_snr[t]  # > 0, possibly inf
-    n = len(t)
-    weight = np.zeros(n)  # 1 / (2 r_i)
-    second_order = np.arange(n) > 0
-    second_order &= t_prev > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(second_order, h / (2 * np.roll(h, 1)), 0.0)
-    weight = np.where(second_order & np.isfinite(ratio), ratio, 0.0)
-    b = -schedule.sqrt_alpha_bar[t_prev] * np.expm1(-h)  # alpha (1 - e^{-h}) >= 0
-    a = schedule.sqrt_one_minus_alpha_bar[t_prev] / schedule.sqrt_one_minus_alpha_bar[t]
-    return {"a": a, "b": b * (1 + weight), "c": -b * weight}
+        if t_prev_i > 0:
+            x = x + root_h[i] * frame.draw(x)
+        frame.record(x)
+    return frame.result(x)
 
 
 @torch.no_grad()
@@ -246,38 +192,32 @@ def sample_dpm_solver_pp_2m(
     steps: int = 20,
     spacing: Spacing = "uniform",
     clip_x0: float | None = None,
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-    return_trajectory: bool = False,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
+    **options: Unpack[SamplerOptions],
 ):
     """DPM-Solver++(2M), Lu et al. (2022), Algorithm 2: the multistep second-order
     solver of the probability-flow ODE in lambda = half log SNR with the data prediction
-    x0_hat (coefficients: `dpm_solver_pp_2m_tables`). One denoiser call per jump.
+    x0_hat (coefficients: `minidiff.process.dpm_solver_pp_2m_coefficients`). One denoiser
+    call per jump.
 
     Args:
         denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ddim`.
         steps: the number of jumps and denoiser calls, 1..T (default 20).
-        spacing, generator, progress, return_trajectory, dtype, device: as in `sample_ode`.
+        spacing, **options: as in `sample_ode`.
 
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
-    check_diffusion(diffusion)
-    check_clip(clip_x0)
-    x = start(shape_or_x_T, generator, dtype, device)
-    grid = ddim_grid(diffusion.schedule, steps, spacing)
-    check_start(diffusion, int(grid[0]))
-    tables = {
-        k: as_table(v, x) for k, v in dpm_solver_pp_2m_tables(diffusion.schedule, grid).items()
-    }
+    frame = open_frame(
+        diffusion, shape_or_x_T, options, desc="dpm-solver++(2M)", steps=steps,
+        spacing=spacing, clip_x0=clip_x0, stochastic=False,
+    )  # fmt: skip
+    coefficients = dpm_solver_pp_2m_coefficients(diffusion.schedule, frame.grid)
+    a, b, c = map(frame.table, (coefficients.a, coefficients.b, coefficients.c))
+    x = frame.x_T
     previous = torch.zeros_like(x)  # x0_hat_{i-2}; its weight is 0 on the first jump
-    trajectory = [x] if return_trajectory else None
-    for i in _steps(range(len(grid) - 1), len(grid) - 1, progress, "dpm-solver++(2M)"):
-        x0 = predict(denoiser, diffusion, x, int(grid[i]), clip_x0)["x0"]
-        x = tables["a"][i] * x + tables["b"][i] * x0 + tables["c"][i] * previous
+    for i, t, _ in frame.jumps():
+        x0, _ = denoise(denoiser, diffusion, x, t, clip_x0)
+        x = a[i] * x + b[i] * x0 + c[i] * previous
         previous = x0
-        if trajectory is not None:
-            trajectory.append(x)
-    return finish(x, trajectory)
+        frame.record(x)
+    return frame.result(x)

@@ -13,7 +13,7 @@ from minidiff.nn.convert import (
 )
 from minidiff.nn.embedding import TimeEmbedding, sinusoidal_embedding
 from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops, unet_forward_macs
-from minidiff.nn.mlp import ToyMLP
+from minidiff.nn.mlp import ToyMLP, ToyMLPConfig
 from minidiff.nn.unet import UNet, UNetConfig
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "ToyMLP",
+    "ToyMLPConfig",
     "mlp_forward_flops",
     "unet_forward_flops",
     "unet_forward_macs",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +40,7 @@ from minidiff.toy.mlp import ACTIVATIONS, MAX_PERIOD, Activation
 if TYPE_CHECKING:
     from minidiff.toy.mlp import MLP
 
-__all__ = ["ToyMLP", "toy_sinusoidal_embedding"]
+__all__ = ["ToyMLP", "ToyMLPConfig", "toy_sinusoidal_embedding"]
 
 
 def _frequencies(half: int, max_period: float) -> np.ndarray:
@@ -95,6 +96,38 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+@dataclass(frozen=True)
+class ToyMLPConfig:
+    """The settings of a `ToyMLP`, checked on construction (see `ToyMLP` for each)."""
+
+    dim: int = 2  # D, the data dimension (the input width)
+    hidden: tuple[int, ...] = (128, 128, 128)  # widths of the hidden layers
+    embed_dim: int = 32  # width of the sinusoidal time embedding (even)
+    activation: Activation = "silu"  # one of `minidiff.toy.ACTIVATIONS`
+    num_classes: int | None = None  # class conditioning; None: unconditional
+    time_scale: float = 1.0  # t is embedded as emb(time_scale * t)
+    out_dim: int | None = None  # None: dim (eps, x0 or v); 2 * dim for a learned variance
+
+    def __post_init__(self) -> None:
+        _positive_int(self.dim, "dim")
+        if not self.hidden:
+            raise ValueError(f"hidden must be a non-empty sequence, got {self.hidden!r}")
+        for width in self.hidden:
+            _positive_int(width, "hidden width")
+        e = self.embed_dim
+        if isinstance(e, bool) or not isinstance(e, numbers.Real) or int(e) != e or e < 2 or e % 2:
+            raise ValueError(f"embed_dim must be an even integer >= 2, got {e!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise ValueError(
+                f"time_scale must be a positive finite number, got {self.time_scale!r}"
+            )
+        for name in ("num_classes", "out_dim"):
+            if getattr(self, name) is not None:
+                _positive_int(getattr(self, name), name)
+
+
 class ToyMLP(nn.Module):
     """eps_theta(x_t, t) (or a score s_theta(x, sigma), or a velocity v_theta(x_t, t)):
     a fully connected network with a sinusoidal time embedding.
@@ -111,7 +144,13 @@ class ToyMLP(nn.Module):
         activation: one of `minidiff.toy.ACTIVATIONS`.
         num_classes: the number of class labels for conditioning, or None.
         time_scale: t is embedded as emb(time_scale * t); see the module docstring.
+        out_dim: the output width; default ``dim`` (eps, x0 or v). Use ``2 * dim`` for a
+            learned variance (Nichol & Dhariwal 2021, sec. 3.1): the second half is the
+            interpolation weight of the log variance.
         generator: draws the initial weights (None: torch's global generator).
+
+    Raises:
+        ValueError: a setting that cannot build the network (`ToyMLPConfig` checks them).
     """
 
     def __init__(
@@ -123,32 +162,19 @@ class ToyMLP(nn.Module):
         num_classes: int | None = None,
         *,
         time_scale: float = 1.0,
+        out_dim: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.dim = _positive_int(dim, "dim")
-        hidden = tuple(hidden)
-        if not hidden:
-            raise ValueError(f"hidden must be a non-empty sequence, got {hidden!r}")
-        self.hidden = tuple(_positive_int(h, "hidden width") for h in hidden)
-        if (
-            isinstance(embed_dim, bool)
-            or int(embed_dim) != embed_dim
-            or embed_dim < 2
-            or embed_dim % 2
-        ):
-            raise ValueError(f"embed_dim must be an even integer >= 2, got {embed_dim!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if not (math.isfinite(time_scale) and time_scale > 0):
-            raise ValueError(f"time_scale must be a positive finite number, got {time_scale!r}")
-        self.embed_dim = int(embed_dim)
-        self.activation = activation
-        self.time_scale = float(time_scale)
-        self.num_classes = (
-            None if num_classes is None else _positive_int(num_classes, "num_classes")
+        config = ToyMLPConfig(
+            dim, tuple(hidden), embed_dim, activation, num_classes, time_scale, out_dim
         )
-        widths = (self.dim + self.embed_dim, *self.hidden, self.dim)
+        self.config = config
+        self.dim, self.hidden, self.embed_dim = int(dim), config.hidden, int(embed_dim)
+        self.activation, self.time_scale = activation, float(time_scale)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.out_dim = self.dim if out_dim is None else int(out_dim)
+        widths = (self.dim + self.embed_dim, *self.hidden, self.out_dim)
         # skip_init: torch's default initialisation would draw from the global generator;
         # reset_parameters below draws from ``generator`` instead
         self.layers = nn.ModuleList(
@@ -218,7 +244,7 @@ class ToyMLP(nn.Module):
                 when the network is class-conditional.
 
         Returns:
-            (B, D).
+            (B, out_dim).
         """
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
@@ -226,7 +252,14 @@ class ToyMLP(nn.Module):
         h = torch.cat([x, self.embed(t, x, y)], dim=1)  # (B, D + E)
         for layer in self.layers[:-1]:
             h = _activation(self.activation, layer(h))  # (B, hidden)
-        return self.layers[-1](h)  # (B, D)
+        return self.layers[-1](h)  # (B, out_dim)
+
+    @classmethod
+    def from_config(
+        cls, config: ToyMLPConfig, *, generator: torch.Generator | None = None
+    ) -> ToyMLP:
+        """Build a `ToyMLP` from a `ToyMLPConfig` (``generator`` draws the weights)."""
+        return cls(**asdict(config), generator=generator)
 
     @classmethod
     def from_numpy(cls, mlp: MLP, *, dtype: torch.dtype | None = None) -> ToyMLP:
@@ -257,5 +290,5 @@ class ToyMLP(nn.Module):
         return (
             f"dim={self.dim}, hidden={self.hidden}, embed_dim={self.embed_dim}, "
             f"activation={self.activation!r}, num_classes={self.num_classes}, "
-            f"time_scale={self.time_scale:g}"
+            f"time_scale={self.time_scale:g}, out_dim={self.out_dim}"
         )

@@ -52,6 +52,13 @@ class UNetConfig:
     num_classes: int | None = None  # class conditioning: not in DDPM (unconditional)
     out_channels: int | None = None  # None: in_channels (an eps prediction)
 
+    def check(self) -> UNetConfig:
+        """Raise ValueError, naming the setting, if these settings cannot build a `UNet`;
+        return the config otherwise. (A config is not checked on construction, so that
+        FLOP counts can take a config at another input size.)"""
+        _check_config(self)
+        return self
+
 
 class _DownLevel(nn.Module):
     """One resolution of the down path: ResBlocks, their attention, a Downsample."""
@@ -163,8 +170,7 @@ class UNet(nn.Module):
             in_channels, base_channels, tuple(channel_mults), num_res_blocks,
             tuple(attention_resolutions), dropout, image_size, num_classes, out_channels,
         )  # fmt: skip
-        _check_config(config)
-        self.config = config
+        self.config = config.check()
         out_channels = in_channels if out_channels is None else out_channels
         # Time: the Transformer sinusoidal embedding, then two dense layers of width 4 x base
         # (appendix B; "temb" in the DDPM code); every ResBlock adds a projection of it.

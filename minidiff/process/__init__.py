@@ -1,11 +1,19 @@
 """Layer 1: the Gaussian diffusion math in float64 NumPy.
 
-Schedules, the forward marginals q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0),
-conversions between eps / x0 / v / score, Gaussian KL and the discretised likelihood,
-and DDIM's sigma(eta). Every per-step quantity used anywhere in minidiff is computed here.
+Schedules, the forward marginals q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0) and the
+fixed reverse variances, conversions between eps / x0 / v / score, Gaussian KL and the
+discretised likelihood, DDIM's sigma(eta), its update's factors and its grid of steps, and
+the per-jump factors of the ODE and SDE solvers.
+Every per-step quantity used anywhere in minidiff is computed here.
 """
 
-from minidiff.process.ddim import ddim_posterior_mean_var, ddim_sigma
+from minidiff.process.ddim import (
+    DdimCoefficients,
+    ddim_coefficients,
+    ddim_direction,
+    ddim_posterior_mean_var,
+    ddim_sigma,
+)
 from minidiff.process.forward import (
     check_x0_eps,
     log_alpha_bar_ratio,
@@ -14,13 +22,17 @@ from minidiff.process.forward import (
     q_sample,
     q_step_mean_var,
 )
+from minidiff.process.grid import SPACINGS, Spacing, ddim_timesteps
 from minidiff.process.likelihood import (
     discretized_gaussian_log_likelihood,
     gaussian_log_prob,
     normal_kl,
     standard_normal_cdf,
 )
+from minidiff.process.named import SCHEDULES, ScheduleName, make_schedule, toy_schedule
 from minidiff.process.parameterization import (
+    PARAMETERIZATIONS,
+    Parameterization,
     eps_from_score,
     eps_from_v,
     eps_from_x0,
@@ -30,7 +42,13 @@ from minidiff.process.parameterization import (
     x0_from_eps,
     x0_from_v,
 )
-from minidiff.process.posterior import posterior_mean_from_eps, posterior_mean_var
+from minidiff.process.posterior import (
+    FIXED_VARIANCES,
+    FixedVariance,
+    posterior_mean_from_eps,
+    posterior_mean_var,
+    reverse_variance,
+)
 from minidiff.process.schedule import (
     Schedule,
     cosine_alpha_bar,
@@ -39,30 +57,36 @@ from minidiff.process.schedule import (
     rescale_zero_terminal_snr,
     sigmoid_schedule,
 )
-
-SCHEDULES = ("linear", "cosine", "sigmoid")
-
-
-def make_schedule(name: str, T: int = 1000) -> Schedule:
-    """A named preset schedule with its paper defaults: one of `SCHEDULES`."""
-    if name == "linear":
-        return linear_schedule(T)
-    elif name == "cosine":
-        return cosine_schedule(T)
-    elif name == "sigmoid":
-        return sigmoid_schedule(T)
-    else:
-        raise ValueError(f"unknown schedule {name!r}; expected one of {SCHEDULES}")
-
+from minidiff.process.solvers import (
+    DpmSolverCoefficients,
+    ddim_inversion_coefficients,
+    dpm_solver_pp_2m_coefficients,
+    ode_sigma,
+    sde_step_variance,
+)
 
 __all__ = [
+    "FIXED_VARIANCES",
+    "PARAMETERIZATIONS",
     "SCHEDULES",
+    "SPACINGS",
+    "DdimCoefficients",
+    "DpmSolverCoefficients",
+    "FixedVariance",
+    "Parameterization",
     "Schedule",
+    "ScheduleName",
+    "Spacing",
     "cosine_alpha_bar",
     "cosine_schedule",
+    "ddim_coefficients",
+    "ddim_direction",
+    "ddim_inversion_coefficients",
     "ddim_posterior_mean_var",
     "ddim_sigma",
+    "ddim_timesteps",
     "discretized_gaussian_log_likelihood",
+    "dpm_solver_pp_2m_coefficients",
     "eps_from_score",
     "eps_from_v",
     "eps_from_x0",
@@ -71,6 +95,7 @@ __all__ = [
     "log_alpha_bar_ratio",
     "make_schedule",
     "normal_kl",
+    "ode_sigma",
     "posterior_mean_from_eps",
     "posterior_mean_var",
     "q_mean_var",
@@ -79,9 +104,12 @@ __all__ = [
     "check_x0_eps",
     "q_step_mean_var",
     "rescale_zero_terminal_snr",
+    "reverse_variance",
     "score_from_eps",
+    "sde_step_variance",
     "sigmoid_schedule",
     "standard_normal_cdf",
+    "toy_schedule",
     "v_from_eps",
     "v_from_x0_eps",
     "x0_from_eps",

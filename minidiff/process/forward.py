@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidiff.process._time import as_float64, check_batch, check_t, gather, over_batch
+from minidiff.process.indexing import as_float64, check_batch, check_t, gather, over_batch
 from minidiff.process.schedule import Schedule
 
 __all__ = [
@@ -67,7 +67,7 @@ def q_step_mean_var(
     Returns:
         mean and var, both shaped like ``x_prev``.
     """
-    x_prev = as_float64(x_prev, "x_prev")
+    x_prev = as_float64(x_prev)
     t = check_t(t, schedule.T)
     check_batch(x_prev, t, "x_prev")
     mean = gather(np.sqrt(schedule.alpha), t, x_prev.ndim) * x_prev
@@ -90,7 +90,7 @@ def q_mean_var(
     Returns:
         mean and var, both shaped like ``x0``.
     """
-    x0 = as_float64(x0, "x0")
+    x0 = as_float64(x0)
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
     mean = gather(schedule.sqrt_alpha_bar, t, x0.ndim) * x0
@@ -114,7 +114,7 @@ def q_mean_var_between(
     Returns:
         mean and var, both shaped like ``xs``.
     """
-    xs = as_float64(xs, "xs")
+    xs = as_float64(xs)
     s = check_t(s, schedule.T, low=0, name="s")
     t = check_t(t, schedule.T, low=0)
     if np.any(s > t):
@@ -147,9 +147,7 @@ def check_x0_eps(x0, eps) -> None:
         if _is_complex(value):
             raise ValueError(f"{name} must be real, got a complex array")
     if tuple(eps.shape) != tuple(x0.shape):
-        raise ValueError(
-            f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}"
-        )
+        raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
 
 
 def q_sample(
@@ -169,8 +167,8 @@ def q_sample(
         x_t: (B, ...).
     """
     check_x0_eps(np.asarray(x0), np.asarray(eps))
-    x0 = as_float64(x0, "x0")
-    eps = as_float64(eps, "eps")
+    x0 = as_float64(x0)
+    eps = as_float64(eps)
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
     return (

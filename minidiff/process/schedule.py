@@ -231,6 +231,23 @@ class Schedule:
         return np.log(var)
 
     @_table
+    def fixed_large_var(self) -> np.ndarray:
+        """(T + 1,) the "fixed_large" reverse variance sigma_t^2 = beta_t (Ho et al. 2020,
+        sec. 3.2), with beta_tilde_2 at t = 1 as in the authors' released code (beta_1 for
+        T = 1); the t = 1 value only enters a likelihood (no noise is added at t = 1).
+        0 at t = 0."""
+        var = self.beta.copy()
+        var[1] = self.posterior_var[2] if self.T >= 2 else self.beta[1]
+        return var
+
+    @_table
+    def fixed_large_log_var(self) -> np.ndarray:
+        """(T + 1,) log of `fixed_large_var`, with the t = 1 value at t = 0 too (finite)."""
+        var = self.fixed_large_var.copy()
+        var[0] = var[1]
+        return np.log(var)
+
+    @_table
     def posterior_mean_coef_x0(self) -> np.ndarray:
         """(T + 1,) coefficient of x_0 in the posterior mean:
         sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) (Ho et al. 2020, eq. 7); exactly 1
@@ -248,9 +265,6 @@ class Schedule:
         coef = np.zeros(self.T + 1)
         coef[1:] = np.sqrt(self.alpha[1:]) * one_minus[:-1] / one_minus[1:]
         return coef
-
-    def __len__(self) -> int:
-        return self.beta.shape[0]
 
     def __repr__(self) -> str:
         return (

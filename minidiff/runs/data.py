@@ -8,16 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minidiff.configs import Preset, build_diffusion, build_model
+from minidiff.configs import Preset, build_model
 
-__all__ = [
-    "TOY_POINTS",
-    "check_preset",
-    "check_training_data",
-    "new_model",
-    "resolve_device",
-    "training_data",
-]
+__all__ = ["TOY_POINTS", "check_training_data", "new_model", "resolve_device", "training_data"]
 
 TOY_POINTS = 20_000  # size of the training set drawn for a 2-D preset
 
@@ -53,11 +46,13 @@ def training_data(
 ):
     """The training data of preset ``p``, for `Trainer`.
 
-    - ``digits``: the "train" split of `minidiff.data.load_digits`, padded to ``p.pad_to``;
+    - ``digits``: the "train" split of `minidiff.data.load_digits`, padded to
+      ``p.data.pad_to``;
     - ``cifar10``: `minidiff.data.load_cifar10` from ``root`` (default ``./data``;
-      ``download`` fetches it) through `minidiff.data.image_loader`, with ``p.random_flip``;
+      ``download`` fetches it) through `minidiff.data.image_loader`, with
+      ``p.data.random_flip``;
     - a 2-D set of `minidiff.toy.DATASETS`: `TOY_POINTS` points of
-      `minidiff.data.toy_dataset`, drawn with ``p.seed``.
+      `minidiff.data.toy_dataset`, drawn with ``p.training.seed``.
 
     Args:
         p: the preset.
@@ -74,28 +69,30 @@ def training_data(
     from minidiff import data
     from minidiff.toy import DATASETS
 
-    if p.dataset == "digits":
-        x0 = data.load_digits("train", pad_to=p.pad_to)  # (N, 1, S, S)
-    elif p.dataset == "cifar10":
+    dataset, batch_size = p.data.dataset, p.training.batch_size
+    if dataset == "digits":
+        x0 = data.load_digits("train", pad_to=p.data.pad_to)  # (N, 1, S, S)
+    elif dataset == "cifar10":
         images, _ = data.load_cifar10(
             Path("data") if root is None else Path(root), download=download
         )
         images = torch.from_numpy(images)  # (N, 32, 32, 3) uint8
         _check_image_shape(p, (images.shape[3], images.shape[1], images.shape[2]))
-        return data.image_loader(images, None, p.batch_size, device=device, flip=p.random_flip)
-    elif p.dataset in DATASETS:
-        x0 = data.toy_dataset(p.dataset, TOY_POINTS, p.seed)  # (N, 2)
-        if p.model != "mlp" or p.in_channels != x0.shape[1]:
-            raise ValueError(f"dataset {p.dataset!r} has 2-D points: it needs model 'mlp' "
-                             f"with in_channels=2, got {p.model!r}, {p.in_channels}")  # fmt: skip
+        return data.image_loader(images, None, batch_size, device=device,
+                                 flip=p.data.random_flip)  # fmt: skip
+    elif dataset in DATASETS:
+        x0 = data.toy_dataset(dataset, TOY_POINTS, p.training.seed)  # (N, 2)
+        if p.sample_shape != tuple(x0.shape[1:]):
+            raise ValueError(f"dataset {dataset!r} has 2-D points: it needs model 'mlp' with "
+                             f"dim=2, got {p.model_kind!r} for shape {p.sample_shape}")  # fmt: skip
         return x0 if device is None else x0.to(device)
     else:
-        raise ValueError(f"unknown dataset {p.dataset!r}; expected 'digits', 'cifar10' or "
+        raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'cifar10' or "
                          f"one of {DATASETS}")  # fmt: skip
     _check_image_shape(p, tuple(x0.shape[1:]))
-    if p.random_flip:
+    if p.data.random_flip:
         return data.BatchLoader(
-            (x0,), p.batch_size, drop_last=True, device=device,
+            (x0,), batch_size, drop_last=True, device=device,
             transform=lambda x, g: data.random_horizontal_flip(x, generator=g),
         )  # fmt: skip
     return x0 if device is None else x0.to(device)
@@ -105,43 +102,32 @@ def check_training_data(p: Preset, data) -> None:
     """Check that ``data`` (from `training_data`) holds at least one batch of ``p``.
 
     Raises:
-        ValueError: ``p.batch_size`` exceeds the number of examples.
+        ValueError: ``p.training.batch_size`` exceeds the number of examples.
     """
     tensor = data.tensors[0] if hasattr(data, "tensors") else data
-    n = tensor.shape[0]
-    if n < p.batch_size:
-        raise ValueError(f"batch_size {p.batch_size} is larger than the data set "
-                         f"({p.dataset!r} has {n} examples): choose batch_size <= {n}")  # fmt: skip
+    n, batch_size = tensor.shape[0], p.training.batch_size
+    if n < batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the data set "
+            f"({p.data.dataset!r} has {n} examples): choose batch_size <= {n}"
+        )
 
 
 def _check_image_shape(p: Preset, shape: tuple[int, ...]) -> None:
-    expected = (p.in_channels, p.image_size, p.image_size)
-    if p.model != "unet":
-        raise ValueError(f"dataset {p.dataset!r} holds images of shape {tuple(shape)} "
-                         f"(C, H, W), but the preset's model {p.model!r} takes 2-D points: "
-                         "use model=unet")  # fmt: skip
-    if tuple(shape) != expected:
-        raise ValueError(f"dataset {p.dataset!r} has images of shape {tuple(shape)} (C, H, W); "
-                         f"the preset's model {p.model!r} expects {expected}")  # fmt: skip
-
-
-def check_preset(p: Preset) -> None:
-    """Check that ``p`` builds: its network (on the meta device: no memory, no weights),
-    its diffusion and its `TrainConfig`.
-
-    Raises:
-        ValueError: the setting that does not build, by name.
-    """
-    if not isinstance(p, Preset):
-        raise TypeError(f"p must be a Preset, got {type(p).__name__}")
-    with torch.device("meta"):
-        build_model(p)
-    build_diffusion(p)
-    p.train_config()
+    if p.model_kind != "unet":
+        raise ValueError(f"dataset {p.data.dataset!r} holds images of shape {tuple(shape)} "
+                         f"(C, H, W), but the preset's model {p.model_kind!r} takes points "
+                         f"of shape {p.sample_shape}: use a U-Net model section")  # fmt: skip
+    if tuple(shape) != p.sample_shape:
+        raise ValueError(f"dataset {p.data.dataset!r} has images of shape {tuple(shape)} "
+                         f"(C, H, W); the preset's model {p.model_kind!r} expects "
+                         f"{p.sample_shape}")  # fmt: skip
 
 
 def new_model(p: Preset) -> nn.Module:
-    """The preset's network, initialised from ``p.seed`` (the caller's RNG left alone)."""
+    """The preset's network, initialised from ``p.training.seed`` (the caller's RNG left
+    alone)."""
+    seed = p.training.seed
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(p.seed)
-        return build_model(p, generator=torch.Generator().manual_seed(p.seed))
+        torch.manual_seed(seed)
+        return build_model(p, generator=torch.Generator().manual_seed(seed))

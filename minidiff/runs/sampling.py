@@ -15,10 +15,11 @@ from minidiff.configs import SAMPLERS, Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
 from minidiff.runs.data import new_model, resolve_device
-from minidiff.runs.store import checkpoint_folder, stored_preset
+from minidiff.runs.store import RunError, checkpoint_folder, stored_preset
 from minidiff.training.checkpoint import load_checkpoint
 from minidiff.training.checkpoint_files import read_latest
 from minidiff.training.ema import EMA
+from minidiff.training.resume import ScheduleMismatchError, check_schedule
 
 __all__ = ["Run", "default_steps", "draw_samples", "load_run", "sample"]
 
@@ -53,7 +54,8 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
     Raises:
         CheckpointNotFoundError: nothing at ``path``, or no checkpoint in it.
         CheckpointError: a checkpoint that is incomplete, corrupt or does not fit.
-        RunError: a checkpoint that stores no preset.
+        RunError: a checkpoint that stores no preset, or betas other than those its
+            preset's schedule builds now (`minidiff.training.resume.check_schedule`).
     """
     device = resolve_device(device)
     built: dict = {}  # the network of a preset, kept when a read is retried
@@ -62,11 +64,16 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
         p = stored_preset(folder)
         if built.get("preset") != p:
             model = new_model(p).to(device)
-            built.update(preset=p, model=model, ema=EMA(model, decay=p.ema_decay))
-        model, ema = built["model"], built["ema"]
+            built.update(preset=p, model=model, diffusion=build_diffusion(p),
+                         ema=EMA(model, decay=p.training.ema_decay))  # fmt: skip
+        model, ema, diffusion = built["model"], built["ema"], built["diffusion"]
         state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
+        try:
+            check_schedule(state["config"], diffusion, f"the checkpoint {folder}")
+        except ScheduleMismatchError as err:
+            raise RunError(str(err)) from err
         ema.copy_to(model)
-        return Run(p, model.eval(), build_diffusion(p), int(state["step"]), folder)
+        return Run(p, model.eval(), diffusion, int(state["step"]), folder)
 
     # a run that is training: read again if the trainer replaced the checkpoint meanwhile
     return read_latest(lambda: checkpoint_folder(Path(path)), load)
@@ -74,7 +81,7 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
 
 def default_steps(p: Preset, sampler: str) -> int | None:
     """The DDIM steps of preset ``p`` (None: all T) for ``sampler``; None for ancestral."""
-    return p.sampling_steps if sampler == "ddim" else None
+    return p.sampling.sampling_steps if sampler == "ddim" else None
 
 
 def sample(
@@ -111,7 +118,7 @@ def sample(
         ValueError: a bad ``n``, ``sampler``, ``steps``, ``eta``, ``seed`` or ``batch_size``.
     """
     p = run.preset
-    sampler = p.sampler if sampler is None else sampler
+    sampler = p.sampling.sampler if sampler is None else sampler
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     for name, value, low in (("n", n, 1), ("seed", seed, 0), ("batch_size", batch_size, 1)):
@@ -122,9 +129,9 @@ def sample(
         raise ValueError(f"steps and eta apply to the ddim sampler only, got steps={steps!r}, "
                          f"eta={eta!r} with sampler 'ancestral'")  # fmt: skip
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                              or not 1 <= steps <= p.T):  # fmt: skip
-        raise ValueError(f"steps must be an integer in 1..T = {p.T}, got {steps!r}")
-    eta = (p.sampling_eta if sampler == "ddim" else 0.0) if eta is None else eta
+                              or not 1 <= steps <= run.diffusion.T):  # fmt: skip
+        raise ValueError(f"steps must be an integer in 1..T = {run.diffusion.T}, got {steps!r}")
+    eta = (p.sampling.sampling_eta if sampler == "ddim" else 0.0) if eta is None else eta
     if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
         raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
     steps = default_steps(p, sampler) if steps is None else steps
@@ -157,9 +164,9 @@ def draw_samples(
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
-    shape = (p.in_channels, p.image_size, p.image_size) if p.model == "unet" else (p.in_channels,)
-    clip = 1.0 if p.model == "unet" else None  # images live in [-1, 1]
-    calls_per_sample = p.T if sampler == "ancestral" else (steps or p.T)
+    shape = p.sample_shape
+    clip = 1.0 if p.model_kind == "unet" else None  # images live in [-1, 1]
+    calls_per_sample = diffusion.T if sampler == "ancestral" else (steps or diffusion.T)
     bar = None
     if progress:
         from tqdm.auto import tqdm

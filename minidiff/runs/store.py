@@ -1,7 +1,12 @@
 """The run folder: the preset kept as plain data, and the checks before a run writes.
 
 A run folder holds ``run.json`` (the preset), ``metrics.jsonl``, ``checkpoints/`` and
-``samples/``; every checkpoint also stores the preset under ``config["run"]["preset"]``.
+``samples/``; every checkpoint also stores the preset under ``config["run"]["preset"]``
+and the schedule's betas under ``config["beta"]`` (`minidiff.training.resume`).
+
+The preset is stored by section (`preset_to_dict`); the model section also names its
+network (``"kind": "unet"`` or ``"mlp"``). Runs written before the sections stored one
+flat mapping of all settings; `preset_from_dict` reads both.
 """
 
 from __future__ import annotations
@@ -10,9 +15,18 @@ import json
 import os
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any
 
-from minidiff.configs import Preset
+from minidiff.configs import (
+    MODEL_CONFIGS,
+    DataConfig,
+    DiffusionConfig,
+    Preset,
+    SamplingConfig,
+    build_diffusion,
+)
+from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.sections import from_plain, leaves, to_plain
 from minidiff.training.checkpoint import (
     MARKER,
     CheckpointError,
@@ -21,10 +35,11 @@ from minidiff.training.checkpoint import (
     read_checkpoint_config,
 )
 from minidiff.training.checkpoint_files import checkpoint_candidates
+from minidiff.training.config import TrainConfig, is_resumable
+from minidiff.training.resume import ScheduleMismatchError, check_schedule
 from minidiff.training.trainer import CHECKPOINT_DIR, METRICS_FILE
 
 __all__ = [
-    "RESUMABLE_FIELDS",
     "RUN_FILE",
     "RunError",
     "check_run_folder",
@@ -37,11 +52,8 @@ __all__ = [
 RUN_FILE = "run.json"
 SAMPLES_DIR = "samples"
 RUN_FORMAT = "minidiff-run"
-# Fields a resumed run may change: they leave the training trajectory as it is.
-RESUMABLE_FIELDS = (
-    "steps", "log_every", "sample_every", "checkpoint_every", "keep_last", "compile",
-    "memory_format", "sampler", "sampling_steps", "sampling_eta", "num_samples",
-)  # fmt: skip
+SECTIONS = {"data": DataConfig, "diffusion": DiffusionConfig, "training": TrainConfig,
+            "sampling": SamplingConfig}  # the sections besides the model  # fmt: skip
 
 
 class RunError(ValueError):
@@ -52,38 +64,69 @@ class RunError(ValueError):
 
 
 def preset_to_dict(p: Preset) -> dict[str, Any]:
-    """``p`` as JSON-ready plain data (tuples as lists): what run.json and checkpoints keep."""
-    return {f.name: _plain(getattr(p, f.name)) for f in fields(Preset)}
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    """``p`` as JSON-ready plain data by section (tuples as lists), the model section with
+    its ``kind``: what run.json and checkpoints keep."""
+    data = to_plain(p)
+    data["model"] = {"kind": p.model_kind, **data["model"]}
+    return data
 
 
 def preset_from_dict(data: Any, source: str | os.PathLike = "preset") -> Preset:
-    """The `Preset` stored by `preset_to_dict` (a field missing from an older run takes
-    its default).
+    """The `Preset` stored by `preset_to_dict`, or by a run written before the sections
+    (one flat mapping, `_sections_from_flat`); a field missing from an older run takes its
+    default.
 
     Raises:
-        RunError: not a dict, unknown or missing fields, or values the `Preset` refuses;
+        RunError: not a mapping, unknown or missing fields, or values the `Preset` refuses;
             the message names ``source``.
     """
     if not isinstance(data, dict):
         raise RunError(f"{source}: the stored preset is not a mapping, got {type(data).__name__}")
-    hints = get_type_hints(Preset)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise RunError(f"{source}: the stored preset has unknown fields {unknown}")
-    values = {
-        name: tuple(value)
-        if get_origin(hints[name]) is tuple and isinstance(value, list)
-        else value
-        for name, value in data.items()
-    }
     try:
-        return Preset(**values)
+        if "data" not in data and "dataset" in data:
+            data = _sections_from_flat(data)
+        unknown = sorted(set(data) - {"name", "model", *SECTIONS})
+        if unknown:
+            raise ValueError(f"unknown sections {unknown}")
+        model = dict(data.get("model") or {})
+        kind = model.pop("kind", None)
+        if kind not in MODEL_CONFIGS:
+            raise ValueError(f"model kind must be one of {tuple(MODEL_CONFIGS)}, got {kind!r}")
+        sections = {name: from_plain(cls, data.get(name, {}), name)
+                    for name, cls in SECTIONS.items()}  # fmt: skip
+        return Preset(name=data.get("name"), model=from_plain(MODEL_CONFIGS[kind], model, "model"),
+                      **sections)  # fmt: skip
     except (TypeError, ValueError) as err:
         raise RunError(f"{source}: the stored preset is not valid: {err}") from err
+
+
+# the model settings of a flat preset, by their names in `minidiff.nn.ToyMLPConfig`
+_FLAT_MLP = {"in_channels": "dim", "mlp_hidden": "hidden", "mlp_embed_dim": "embed_dim"}
+
+
+def _sections_from_flat(flat: dict[str, Any]) -> dict[str, Any]:
+    """A preset stored as one flat mapping (run.json and checkpoints written before the
+    sections: ``model`` named the network, ``mlp_hidden`` and ``mlp_embed_dim`` were the
+    MLP's, the U-Net's settings kept their `UNetConfig` names) as sections."""
+    kind = flat.get("model")
+    if kind not in MODEL_CONFIGS:
+        raise ValueError(f"model must be one of {tuple(MODEL_CONFIGS)}, got {kind!r}")
+    unet_names = {f.name for f in fields(MODEL_CONFIGS["unet"])}
+    known = {"name", "model", *unet_names, *_FLAT_MLP}
+    nested: dict[str, Any] = {"name": flat.get("name")}
+    for section, cls in SECTIONS.items():
+        names = {f.name for f in fields(cls)}
+        nested[section] = {key: value for key, value in flat.items() if key in names}
+        known |= names
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}")
+    if kind == "unet":
+        nested["model"] = {key: value for key, value in flat.items() if key in unet_names}
+    else:
+        nested["model"] = {new: flat[old] for old, new in _FLAT_MLP.items() if old in flat}
+    nested["model"]["kind"] = kind
+    return nested
 
 
 def checkpoint_folder(path: Path) -> Path:
@@ -140,10 +183,14 @@ def _read_run_file(path: Path) -> Preset:
 
 
 def _differences(saved: Preset, given: Preset) -> list[str]:
+    """The settings that differ, but for those a resumed run may change (`resumable`)."""
+    if saved.model_kind != given.model_kind:
+        return [f"model: saved {saved.model_kind!r}, given {given.model_kind!r}"]
+    old, new = (_settings(p) for p in (saved, given))
     return [
-        f"{f.name}: saved {getattr(saved, f.name)!r}, given {getattr(given, f.name)!r}"
-        for f in fields(Preset)
-        if f.name not in RESUMABLE_FIELDS and getattr(saved, f.name) != getattr(given, f.name)
+        f"{path}: saved {old[path][0]!r}, given {value!r}"
+        for path, (value, resumable) in new.items()
+        if not resumable and old[path][0] != value
     ]
 
 
@@ -160,18 +207,35 @@ def _latest_preset(directory: Path) -> tuple[Path, Preset] | None:
     return None
 
 
-def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = False) -> bool:
+def _settings(p: Preset) -> dict[str, tuple[Any, bool]]:
+    """(value, whether a resumed run may change it) of every setting of ``p``, by path."""
+    settings = {}
+    for leaf in leaves(p):
+        value = p
+        for name in leaf.path.split("."):
+            value = getattr(value, name)
+        settings[leaf.path] = (value, is_resumable(leaf.field))
+    return settings
+
+
+def check_run_folder(
+    p: Preset, out_dir: str | os.PathLike, *, resume: bool = False,
+    diffusion: GaussianDiffusion | None = None,
+) -> bool:  # fmt: skip
     """Check that ``train(p, out_dir, resume=resume)`` may write to ``out_dir``; reads only.
 
     A new run needs a folder without a run's files (other files are left alone). A
-    resumed run needs the same preset as the one saved, up to `RESUMABLE_FIELDS`.
+    resumed run needs the same preset as the one saved, up to the settings marked
+    `minidiff.training.config.resumable`, and its newest readable checkpoint's betas must
+    be those of ``diffusion`` (default: `build_diffusion` of ``p``).
 
     Returns:
         Whether there is a checkpoint to resume from.
 
     Raises:
         RunError: ``out_dir`` is a file, holds a run while ``resume`` is False, or holds a
-            run of another preset or checkpoints that store no preset.
+            run of another preset, checkpoints that store no preset, or a checkpoint
+            trained with other betas.
         CheckpointError: its latest checkpoint is unreadable.
     """
     out = Path(out_dir)
@@ -195,4 +259,11 @@ def check_run_folder(p: Preset, out_dir: str | os.PathLike, *, resume: bool = Fa
                 + "; ".join(differences)
                 + "; choose another folder, or resume with the saved settings"
             )
+    if latest is not None:
+        folder = latest[0]
+        try:
+            check_schedule(read_checkpoint_config(folder), diffusion or build_diffusion(p),
+                           f"the checkpoint {folder}")  # fmt: skip
+        except ScheduleMismatchError as err:
+            raise RunError(str(err)) from err
     return latest is not None

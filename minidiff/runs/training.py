@@ -12,13 +12,7 @@ from torch import nn
 from minidiff import atomic
 from minidiff.configs import Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.runs.data import (
-    check_preset,
-    check_training_data,
-    new_model,
-    resolve_device,
-    training_data,
-)
+from minidiff.runs.data import check_training_data, new_model, resolve_device, training_data
 from minidiff.runs.grids import save_image_grid
 from minidiff.runs.lock import lock_run_folder
 from minidiff.runs.sampling import default_steps, draw_samples
@@ -42,6 +36,8 @@ def train(
     out_dir: str | os.PathLike,
     *,
     data=None,
+    model: nn.Module | None = None,
+    diffusion: GaussianDiffusion | None = None,
     resume: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -51,9 +47,12 @@ def train(
     """Train preset ``p`` into the folder ``out_dir`` (layout in the module docstring).
 
     Args:
-        p: the preset; the network is initialised from ``p.seed``.
+        p: the preset.
         out_dir: the run folder (created if missing).
         data: the training data (default: `training_data` of ``p``).
+        model, diffusion: the preset's network, initialised from ``p.training.seed``, and
+            its diffusion (default: `new_model` and `build_diffusion` of ``p``; a caller
+            that has built them, e.g. to check the preset, passes them on).
         resume: continue the run in ``out_dir`` from its latest checkpoint (or start it if
             there is none yet); False refuses a folder that holds a run.
         device: where to train (None: CUDA if available); under torchrun the caller
@@ -70,25 +69,24 @@ def train(
         ValueError: ``out_dir`` cannot be created, or the data is smaller than a batch.
         CheckpointError: resuming, no checkpoint loads; nothing is written then.
     """
-    check_preset(p)
     out, device = Path(out_dir), resolve_device(device)
     atomic.check_output_location(out, "out_dir")
-    has_checkpoint = check_run_folder(p, out, resume=resume)
+    model = new_model(p) if model is None else model
+    diffusion = build_diffusion(p) if diffusion is None else diffusion
+    has_checkpoint = check_run_folder(p, out, resume=resume, diffusion=diffusion)
     if data is None:
         data = training_data(p, root=root, download=download, device=device)
     check_training_data(p, data)
-    config = p.train_config()
-    model, diffusion = new_model(p), build_diffusion(p)
     rank, world_size = current_rank_and_world()
     if world_size > 1:  # every rank has read the folder before rank 0 writes to it
         torch.distributed.barrier()
     with lock_run_folder(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:  # again, now that no other trainer can write to the folder
-            has_checkpoint = check_run_folder(p, out, resume=resume)
+            has_checkpoint = check_run_folder(p, out, resume=resume, diffusion=diffusion)
         hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if rank == 0 else None
         trainer = Trainer(  # resuming loads here, before anything is written
-            model, diffusion, data, config, out_dir=out, device=device, resume=has_checkpoint,
-            progress=progress and rank == 0, sample_fn=hook,
+            model, diffusion, data, p.training, out_dir=out, device=device,
+            resume=has_checkpoint, progress=progress and rank == 0, sample_fn=hook,
             run_info={"preset": preset_to_dict(p)},
         )  # fmt: skip
         if rank == 0:
@@ -103,13 +101,15 @@ def train(
 def _grid_hook(p: Preset, diffusion: GaussianDiffusion, folder: Path):
     """``hook(ema_model, step)`` writing ``folder/step_N.png``: `GRID_SAMPLES` samples at
     most, drawn with the preset's sampler and the same seed at every step."""
-    n = min(p.num_samples, GRID_SAMPLES) if p.model == "unet" else p.num_samples  # images, points
-    scale = max(1, 32 // p.image_size) if p.image_size else 1  # small images: enlarged
+    s, images = p.sampling, p.model_kind == "unet"
+    n = min(s.num_samples, GRID_SAMPLES) if images else s.num_samples  # images, points
+    scale = max(1, 32 // p.sample_shape[-1]) if images else 1  # small images: enlarged
 
     def hook(ema_model: nn.Module, step: int) -> None:
         x0 = draw_samples(
-            ema_model, diffusion, p, n, sampler=p.sampler, steps=default_steps(p, p.sampler),
-            eta=p.sampling_eta if p.sampler == "ddim" else 0.0, seed=p.seed, batch_size=n,
+            ema_model, diffusion, p, n, sampler=s.sampler, steps=default_steps(p, s.sampler),
+            eta=s.sampling_eta if s.sampler == "ddim" else 0.0, seed=p.training.seed,
+            batch_size=n,
         )  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         save_image_grid(x0, folder / f"step_{step:06d}.png", scale=scale)

@@ -2,29 +2,22 @@
 
 Toy datasets, the Gaussian-mixture oracle (exact density, score and denoiser at every
 step t), an MLP with hand-written backprop and Adam, DDPM training (Ho et al. 2020,
-Algorithm 1), the ancestral DDPM and DDIM samplers, and sample metrics and plots.
+Algorithm 1), the ancestral DDPM and DDIM samplers, and sample metrics and plots. The
+schedule, the DDIM grid and the reverse variances it uses come from `minidiff.process`.
 """
 
 from minidiff.toy.datasets import DATASETS, DEFAULT_NOISE, eight_gaussians_mixture, make_dataset
 from minidiff.toy.metrics import DEFAULT_BANDWIDTHS, energy_distance, mmd, sliced_wasserstein
-from minidiff.toy.mixture import PARAMETERIZATIONS, GaussianMixture
+from minidiff.toy.mixture import ORACLE_OUTPUTS, GaussianMixture
 from minidiff.toy.mlp import ACTIVATIONS, MLP, sinusoidal_embedding
 from minidiff.toy.optim import Adam, clip_grad_norm, ema_update, global_norm
 from minidiff.toy.plots import plot_density, plot_samples, plot_trajectory
-from minidiff.toy.sampling import (
-    SPACINGS,
-    VARIANCES,
-    ddim_timesteps,
-    reverse_variance,
-    sample_ancestral,
-    sample_ddim,
-)
+from minidiff.toy.sampling import TOY_SAMPLERS, sample_ancestral, sample_ddim
 from minidiff.toy.train import (
     DEFAULT_T,
     TrainResult,
     ddpm_loss_and_grads,
     learning_rate,
-    toy_schedule,
     train_ddpm,
 )
 
@@ -32,11 +25,9 @@ __all__ = [
     "DATASETS",
     "DEFAULT_BANDWIDTHS",
     "DEFAULT_NOISE",
-    "PARAMETERIZATIONS",
-    "SPACINGS",
-    "VARIANCES",
+    "ORACLE_OUTPUTS",
+    "TOY_SAMPLERS",
     "GaussianMixture",
-    "ddim_timesteps",
     "eight_gaussians_mixture",
     "energy_distance",
     "make_dataset",
@@ -44,7 +35,6 @@ __all__ = [
     "plot_density",
     "plot_samples",
     "plot_trajectory",
-    "reverse_variance",
     "sample_ancestral",
     "sample_ddim",
     "sliced_wasserstein",
@@ -59,6 +49,5 @@ __all__ = [
     "TrainResult",
     "ddpm_loss_and_grads",
     "learning_rate",
-    "toy_schedule",
     "train_ddpm",
 ]

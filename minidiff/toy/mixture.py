@@ -29,13 +29,21 @@ from typing import Literal
 
 import numpy as np
 
-from minidiff.process import Schedule, eps_from_x0, score_from_eps, v_from_x0_eps
-from minidiff.process._time import check_batch, check_t
+from minidiff.process import (
+    PARAMETERIZATIONS,
+    Parameterization,
+    Schedule,
+    eps_from_x0,
+    score_from_eps,
+    v_from_x0_eps,
+)
+from minidiff.process.indexing import check_batch, check_t
 
-__all__ = ["PARAMETERIZATIONS", "Parameterization", "GaussianMixture"]
+__all__ = ["ORACLE_OUTPUTS", "OracleOutput", "GaussianMixture"]
 
-PARAMETERIZATIONS = ("eps", "x0", "v", "score")
-Parameterization = Literal["eps", "x0", "v", "score"]
+# What the exact denoiser can return: a network's parameterizations, and the score itself.
+OracleOutput = Literal[Parameterization, "score"]
+ORACLE_OUTPUTS: tuple[str, ...] = (*PARAMETERIZATIONS, "score")
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Relative tolerance for the checks on the inputs (weights summing to 1, symmetry).
@@ -282,7 +290,7 @@ class GaussianMixture:
         return x0
 
     def denoiser(
-        self, schedule: Schedule, parameterization: Parameterization = "eps"
+        self, schedule: Schedule, parameterization: OracleOutput = "eps"
     ) -> Callable[[np.ndarray, int | np.ndarray], np.ndarray]:
         """The exact optimal denoiser ``denoiser(xt: (B, D), t) -> (B, D)`` for this data law.
 
@@ -294,10 +302,9 @@ class GaussianMixture:
 
         ``t`` is an int in 1..T or a (B,) integer array (equal or differing values).
         """
-        if parameterization not in PARAMETERIZATIONS:
+        if parameterization not in ORACLE_OUTPUTS:
             raise ValueError(
-                f"unknown parameterization {parameterization!r}; "
-                f"expected one of {PARAMETERIZATIONS}"
+                f"unknown parameterization {parameterization!r}; expected one of {ORACLE_OUTPUTS}"
             )
 
         def denoise(xt, t) -> np.ndarray:

@@ -57,13 +57,13 @@ def plot_trajectory(trajectory, ts: Sequence[int], *, axes=None, labels: Sequenc
     """The reverse process at several steps: one panel per entry of ``ts``.
 
     Args:
-        trajectory: (S, B, 2) states; for `sample_ancestral` S = T + 1 and
-            ``trajectory[t]`` is x_t.
-        ts: indices into the first axis of ``trajectory`` (for the ancestral trajectory,
-            the steps t to show, e.g. ``[T, T // 2, 0]``).
+        trajectory: (S, B, 2) states in the order of sampling, as `sample_ancestral` and
+            `sample_ddim` return them: ``trajectory[i]`` is the state at ``grid[i]`` of
+            the sampler's grid (T, ..., 0 for the ancestral sampler).
+        ts: indices into the first axis of ``trajectory`` (e.g. ``[0, S // 2, S - 1]``).
         axes: a sequence of ``len(ts)`` Axes; a new figure with one row when None.
-        labels: the panel titles' time labels (for a DDIM trajectory, pass the grid
-            values ``grid[ts]``); ``ts`` itself when None.
+        labels: the panel titles' time labels, the steps ``grid[ts]``; ``ts`` itself
+            when None.
 
     Returns:
         the Figure (one scatter collection per panel).

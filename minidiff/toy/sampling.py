@@ -2,114 +2,50 @@
 
 - `sample_ancestral`: Ho et al. (2020), Algorithm 2, with x_0 predicted by eq. 15 and the
   mean of p(x_{t-1} | x_t) set to the posterior mean of eq. 7 at that prediction.
-- `sample_ddim`: Song, Meng & Ermon (2021), eq. 12, on a grid of `ddim_timesteps`, with
-  sigma(eta) of eq. 16: eta = 0 is deterministic DDIM, eta = 1 on the full grid T, ..., 0
-  is ancestral sampling again (same noise draws, same result to round-off).
+- `sample_ddim`: Song, Meng & Ermon (2021), eq. 12, on a grid of
+  `minidiff.process.ddim_timesteps`, with sigma(eta) of eq. 16: eta = 0 is deterministic
+  DDIM, eta = 1 on the full grid T, ..., 0 is ancestral sampling again (same noise draws,
+  same result to round-off).
 
 A denoiser is any callable ``denoiser(xt: (B, ...), t: (B,) int) -> eps: (B, ...)``: a
 trained network, `GaussianMixture.denoiser` or a test double. The noise is drawn with
 ``rng.standard_normal(x.shape)``, once per step that adds noise, in the order of the steps,
 so that another implementation fed the same draws agrees to round-off.
+
+These are the NumPy twins of `minidiff.diffusion.sample_ancestral` and
+`minidiff.diffusion.sample_ddim` (for an eps denoiser): the same steps, the same draws in
+the same order, and the same trajectory layout. With ``return_trajectory=True`` both
+return ``(x_0, trajectory)``, ``trajectory`` of shape (N + 1, B, ...) in the order of
+sampling: ``trajectory[0]`` is x_T, ``trajectory[i]`` the state after i steps (at
+``grid[i]`` of `minidiff.process.ddim_timesteps`; for the ancestral sampler, whose grid is
+T, ..., 0, at step T - i) and ``trajectory[-1]`` is x_0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from minidiff.process import (
+    FixedVariance,
     Schedule,
+    Spacing,
     ddim_posterior_mean_var,
     ddim_sigma,
+    ddim_timesteps,
     posterior_mean_var,
+    reverse_variance,
     x0_from_eps,
 )
 
-__all__ = [
-    "VARIANCES",
-    "SPACINGS",
-    "reverse_variance",
-    "ddim_timesteps",
-    "sample_ancestral",
-    "sample_ddim",
-]
+__all__ = ["TOY_SAMPLERS", "ToySampler", "sample_ancestral", "sample_ddim"]
 
-VARIANCES = ("fixed_small", "fixed_large")
-SPACINGS = ("uniform", "quadratic", "trailing")
+ToySampler = Literal["ancestral", "ddim"]
+TOY_SAMPLERS: tuple[str, ...] = get_args(ToySampler)
 
 Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def reverse_variance(
-    schedule: Schedule, variance: Literal["fixed_small", "fixed_large"] = "fixed_small"
-) -> np.ndarray:
-    """(T + 1,) the variance sigma_t^2 of p(x_{t-1} | x_t) (Ho et al. 2020, sec. 3.2).
-
-    - ``"fixed_small"``: sigma_t^2 = beta_tilde_t, the posterior variance of eq. 7
-      (0 at t = 1).
-    - ``"fixed_large"``: sigma_t^2 = beta_t for t >= 2, and beta_tilde_2 at t = 1, as in the
-      authors' released code (beta_1 when T = 1). The t = 1 value only matters for a
-      likelihood: the sampler adds no noise at t = 1.
-
-    Index 0 is 0.
-    """
-    if variance == "fixed_small":
-        return schedule.posterior_var.copy()
-    elif variance == "fixed_large":
-        table = schedule.beta.copy()
-        table[1] = schedule.posterior_var[2] if schedule.T >= 2 else schedule.beta[1]
-        return table
-    else:
-        raise ValueError(f"unknown variance {variance!r}; expected one of {VARIANCES}")
-
-
-def _round_half_up(numerator: np.ndarray, denominator: int) -> np.ndarray:
-    """round(numerator / denominator) with halves rounded up, in exact integer arithmetic."""
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
-def ddim_timesteps(
-    T: int, steps: int, spacing: Literal["uniform", "quadratic", "trailing"] = "uniform"
-) -> np.ndarray:
-    """The grid tau of a DDIM sampler (Song et al. 2021, sec. 4.2 and appendix D.2).
-
-    A strictly decreasing int64 array of length ``steps + 1`` that starts at T (so that
-    sampling starts from x_T ~ N(0, I)) and ends at 0 (the data):
-
-    - ``"uniform"``: T, then ``steps - 1`` steps evenly spaced from T down to 1 (rounded),
-      then 0: the "linspace" grid of Lin et al. (2024), Table 2.
-    - ``"trailing"``: round(T k / steps) for k = steps, ..., 1, then 0: every jump,
-      the last one included, has length about T / steps (Lin et al. 2024, Table 2).
-    - ``"quadratic"``: round(T (k / steps)^2) for k = steps, ..., 0, raised where needed to
-      stay strictly decreasing (DDIM's quadratic grid, finer near the data).
-
-    With ``steps = T`` every spacing gives the full grid T, T - 1, ..., 0.
-
-    Raises:
-        ValueError: if ``steps`` is not in 1..T or ``spacing`` is unknown.
-    """
-    if isinstance(T, bool) or int(T) != T or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in 1..T = {T}, got {steps!r}")
-    T, steps = int(T), int(steps)
-    k = np.arange(steps, -1, -1, dtype=np.int64)  # steps, ..., 0
-    if spacing == "uniform":
-        if steps == 1:
-            return np.array([T, 0], dtype=np.int64)
-        inner = 1 + _round_half_up((T - 1) * (k[:-1] - 1), steps - 1)  # T, ..., 1
-        return np.concatenate([inner, [0]]).astype(np.int64)
-    elif spacing == "trailing":
-        return _round_half_up(T * k, steps)
-    elif spacing == "quadratic":
-        grid = _round_half_up(T * k**2, steps**2)
-        for i in range(steps - 1, -1, -1):  # lift from the data end: grid[i] > grid[i + 1]
-            grid[i] = max(grid[i], grid[i + 1] + 1)
-        return grid
-    else:
-        raise ValueError(f"unknown spacing {spacing!r}; expected one of {SPACINGS}")
 
 
 def _check_inputs(schedule, x_T, rng, clip_x0) -> np.ndarray:
@@ -145,13 +81,18 @@ def _steps(iterable: Iterable, total: int, progress: bool, desc: str) -> Iterabl
     return tqdm(iterable, total=total, desc=desc)
 
 
+def _result(x: np.ndarray, trajectory: list[np.ndarray] | None):
+    """x_0, or (x_0, the trajectory stacked along a new first axis)."""
+    return x if trajectory is None else (x, np.stack(trajectory))
+
+
 def sample_ancestral(
     denoiser: Denoiser,
     schedule: Schedule,
     x_T: np.ndarray,
     rng: np.random.Generator,
     *,
-    variance: Literal["fixed_small", "fixed_large"] = "fixed_small",
+    variance: FixedVariance = "fixed_small",
     clip_x0: float | None = None,
     return_trajectory: bool = False,
     progress: bool = False,
@@ -178,15 +119,14 @@ def sample_ancestral(
         progress: show a tqdm progress bar.
 
     Returns:
-        x_0: (B, D); or (x_0, trajectory) with trajectory (T + 1, B, D) indexed by t:
-        ``trajectory[t]`` is x_t, ``trajectory[T]`` is x_T and ``trajectory[0]`` is x_0.
+        x_0: (B, D); or (x_0, trajectory) with trajectory (T + 1, B, D) in the order of
+        sampling: ``trajectory[T - t]`` is x_t, ``trajectory[0]`` is x_T and
+        ``trajectory[-1]`` is x_0 (the module docstring).
     """
     x = _check_inputs(schedule, x_T, rng, clip_x0)
     sigma = np.sqrt(reverse_variance(schedule, variance))
     T = schedule.T
-    trajectory = np.empty((T + 1,) + x.shape) if return_trajectory else None
-    if trajectory is not None:
-        trajectory[T] = x
+    trajectory = [x] if return_trajectory else None
     for t in _steps(range(T, 0, -1), T, progress, "ancestral"):
         x0, t_batch = _predict_x0(denoiser, schedule, x, t, clip_x0)  # 1. eq. 15
         mean, _, _ = posterior_mean_var(schedule, x0, x, t_batch)  # 2. eq. 7
@@ -195,8 +135,8 @@ def sample_ancestral(
         else:
             x = mean
         if trajectory is not None:
-            trajectory[t - 1] = x
-    return (x, trajectory) if trajectory is not None else x
+            trajectory.append(x)
+    return _result(x, trajectory)
 
 
 def sample_ddim(
@@ -207,7 +147,7 @@ def sample_ddim(
     *,
     steps: int | None = None,
     eta: float = 0.0,
-    spacing: Literal["uniform", "quadratic", "trailing"] = "uniform",
+    spacing: Spacing = "uniform",
     clip_x0: float | None = None,
     return_trajectory: bool = False,
     progress: bool = False,
@@ -237,17 +177,15 @@ def sample_ddim(
         progress: show a tqdm progress bar.
 
     Returns:
-        x_0: (B, D); or (x_0, trajectory, grid) with grid (steps + 1,) from T down to 0 and
-        trajectory (steps + 1, B, D), ``trajectory[i]`` the state at step ``grid[i]``
-        (``trajectory[0]`` is x_T, ``trajectory[-1]`` is x_0).
+        x_0: (B, D); or (x_0, trajectory) with trajectory (steps + 1, B, D) along
+        ``grid = ddim_timesteps(T, steps, spacing)``: ``trajectory[i]`` is the state at
+        step ``grid[i]`` (``trajectory[0]`` is x_T, ``trajectory[-1]`` is x_0).
     """
     x = _check_inputs(schedule, x_T, rng, clip_x0)
-    grid = ddim_timesteps(schedule.T, schedule.T if steps is None else steps, spacing)
-    trajectory = np.empty((len(grid),) + x.shape) if return_trajectory else None
-    if trajectory is not None:
-        trajectory[0] = x
+    grid = ddim_timesteps(schedule.T, steps, spacing)
+    trajectory = [x] if return_trajectory else None
     pairs = zip(grid[:-1], grid[1:], strict=True)
-    for i, (t, t_prev) in enumerate(_steps(pairs, len(grid) - 1, progress, "ddim"), start=1):
+    for t, t_prev in _steps(pairs, len(grid) - 1, progress, "ddim"):
         x0, _ = _predict_x0(denoiser, schedule, x, int(t), clip_x0)  # 1.
         sigma = float(ddim_sigma(schedule, int(t), int(t_prev), eta))  # 2. eq. 16
         mean, _ = ddim_posterior_mean_var(schedule, x0, x, int(t), int(t_prev), sigma)  # 3.
@@ -256,5 +194,5 @@ def sample_ddim(
         else:
             x = mean
         if trajectory is not None:
-            trajectory[i] = x
-    return (x, trajectory, grid) if trajectory is not None else x
+            trajectory.append(x)
+    return _result(x, trajectory)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minidiff.process import Schedule, linear_schedule, q_sample
+from minidiff.process import Schedule, q_sample
 from minidiff.toy.mlp import MLP, Activation
 from minidiff.toy.optim import Adam, clip_grad_norm, ema_update
 
@@ -35,12 +35,11 @@ __all__ = [
     "TrainResult",
     "ddpm_loss_and_grads",
     "learning_rate",
-    "toy_schedule",
     "train_ddpm",
 ]
 
 # -- defaults (each tuned on the 2-D benchmark) --------------------------------------------
-DEFAULT_T = 200  # diffusion steps: enough for ancestral sampling of 2-D data, cheap to sample
+DEFAULT_T = 200  # diffusion steps (`minidiff.process.toy_schedule`): cheap, enough for 2-D data
 DEFAULT_STEPS = 6000  # optimizer steps
 DEFAULT_BATCH_SIZE = 256  # examples per step
 DEFAULT_LR = 8e-3  # peak Adam learning rate (2e-3 and 4e-3 learn thin shapes far slower)
@@ -50,21 +49,6 @@ DEFAULT_HIDDEN = (128, 128, 128)  # MLP hidden widths
 DEFAULT_EMBED_DIM = 32  # width of the sinusoidal time embedding
 DEFAULT_EMA_DECAY = 0.995  # EMA of the weights used for sampling
 DEFAULT_CLIP_NORM = 1.0  # global gradient-norm clipping
-
-
-def toy_schedule(T: int = DEFAULT_T) -> Schedule:
-    """The schedule the 2-D toy trains with: the linear schedule of Ho et al. (2020) with
-    its betas scaled by 1000 / T (beta from 0.1 / T to 20 / T), so that any T covers the
-    same range of noise levels as T = 1000 (alpha_bar_T <= 5e-5), the extension to any T
-    that Nichol & Dhariwal (2021) use. Needs T >= 21 so that beta_T < 1.
-
-    The cosine schedule clips its last beta at 0.999, and a reverse step with such a beta
-    multiplies the network's error at t = T by 1 / sqrt(alpha_T) ~ 30; the linear
-    schedule's last beta, 20 / T, barely does (by 1.05 for T = 200).
-    """
-    if isinstance(T, bool) or int(T) != T or T < 21:
-        raise ValueError(f"T must be an integer >= 21 for the toy schedule, got {T!r}")
-    return linear_schedule(int(T), beta_start=0.1 / T, beta_end=20.0 / T)
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +144,7 @@ def train_ddpm(
 
     Args:
         data: (N, D) the training set; minibatches are drawn from it with replacement.
-        schedule: the noise schedule (e.g. `toy_schedule()`).
+        schedule: the noise schedule (e.g. `minidiff.process.toy_schedule()`).
         rng: the only source of randomness: initial weights, minibatches, t and eps.
         steps: optimizer steps.
         batch_size: examples per step.

@@ -18,11 +18,13 @@ from minidiff.training.checkpoint import (
     repair_checkpoints,
     save_checkpoint,
 )
+from minidiff.training.checkpoint_files import DiskFullError
 from minidiff.training.config import (
     MEMORY_FORMATS,
     PRECISIONS,
     TrainConfig,
     resolve_memory_format,
+    resumable,
     warmup_lr,
 )
 from minidiff.training.distributed import (
@@ -32,7 +34,7 @@ from minidiff.training.distributed import (
 )
 from minidiff.training.ema import EMA
 from minidiff.training.rng import capture_rng_state, restore_rng_state
-from minidiff.training.trainer import METRIC_KEYS, DiskFullError, NonFiniteLossError, Trainer
+from minidiff.training.trainer import METRIC_KEYS, NonFiniteLossError, Trainer
 
 __all__ = [
     "EMA",
@@ -55,6 +57,7 @@ __all__ = [
     "repair_checkpoints",
     "resolve_memory_format",
     "restore_rng_state",
+    "resumable",
     "save_checkpoint",
     "setup_distributed",
     "warmup_lr",

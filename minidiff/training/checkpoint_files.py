@@ -13,6 +13,7 @@ The layout and the save protocol are described in `minidiff.training.checkpoint`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ from minidiff import atomic
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
+    "DiskFullError",
+    "check_disk_full",
     "checkpoint_candidates",
     "find_latest_checkpoint",
     "make_marker",
@@ -54,6 +57,19 @@ class CheckpointError(RuntimeError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint at the given path."""
+
+
+class DiskFullError(OSError):
+    """The disk filled up during training; the message names the last good checkpoint."""
+
+
+def check_disk_full(err: OSError, directory: Path, step: int) -> None:
+    """Raise a `DiskFullError` naming the last good checkpoint in ``directory`` if
+    ``err`` (raised at training step ``step``) says the disk or the quota is full."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFullError(err.errno, f"{err.strerror} at step {step}; the last good "
+                            f"checkpoint is {find_latest_checkpoint(directory)}: free some "
+                            "space, then resume from it") from err  # fmt: skip
 
 
 def step_name(step: int) -> str:

@@ -6,12 +6,16 @@ The defaults are the DDPM CIFAR-10 run of Ho et al. (2020), Appendix B.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from dataclasses import Field, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MEMORY_FORMATS", "MemoryFormat", "PRECISIONS", "Precision", "TRAJECTORY_KEYS",
-    "TrainConfig", "resolve_memory_format", "warmup_lr",
+    "TrainConfig", "is_resumable", "resolve_autocast", "resolve_memory_format", "resumable",
+    "warmup_lr",
 ]  # fmt: skip
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -19,16 +23,27 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 # "auto": channels_last on CUDA (where cuDNN's NHWC kernels are faster), contiguous elsewhere
 MemoryFormat = Literal["auto", "channels_last", "contiguous"]
 MEMORY_FORMATS: tuple[str, ...] = get_args(MemoryFormat)
-# Settings that change the trajectory: a resumed run must use the saved values.
-TRAJECTORY_KEYS = (
-    "lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "batch_size",
-    "seed", "precision", "num_bins",
-)  # fmt: skip
+RESUMABLE = "resumable"  # the field-metadata key of `resumable`
+
+
+def resumable(default: Any) -> Any:
+    """A dataclass field with ``default`` that a resumed run may change: it leaves the
+    training trajectory as it is (how long to train, how often to log, save or sample)."""
+    return field(default=default, metadata={RESUMABLE: True})
+
+
+def is_resumable(f: Field) -> bool:
+    """Whether the dataclass field ``f`` was declared with `resumable`."""
+    return bool(f.metadata.get(RESUMABLE, False))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The settings of a training run; the defaults are the DDPM CIFAR-10 run."""
+    """The settings of a training run; the defaults are the DDPM CIFAR-10 run.
+
+    Fields declared with `resumable` may change when a run is resumed; the others
+    (`TRAJECTORY_KEYS`) must keep their saved values.
+    """
 
     lr: float = 2e-4  # Ho et al. (2020), Appendix B: 2e-4 for CIFAR-10
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's (beta1, beta2), Kingma & Ba defaults
@@ -37,16 +52,16 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # clip the global gradient norm to 1 (the DDPM code); None: off
     ema_decay: float = 0.9999  # Appendix B: EMA decay 0.9999
     batch_size: int = 128  # Appendix B: batch size 128 for CIFAR-10
-    steps: int = 800_000  # Appendix B: 800k steps for CIFAR-10
-    log_every: int = 100  # one metrics.jsonl line every this many steps
-    sample_every: int = 0  # call the sample callback every this many steps; 0: never
-    checkpoint_every: int = 5000  # save a checkpoint every this many steps; 0: only at the end
-    keep_last: int | None = 3  # keep this many checkpoints; None: all
+    steps: int = resumable(800_000)  # Appendix B: 800k steps for CIFAR-10
+    log_every: int = resumable(100)  # one metrics.jsonl line every this many steps
+    sample_every: int = resumable(0)  # call the sample callback this often; 0: never
+    checkpoint_every: int = resumable(5000)  # save a checkpoint this often; 0: at the end
+    keep_last: int | None = resumable(3)  # keep this many checkpoints; None: all
     seed: int = 0  # seeds every generator of the run
-    max_nonfinite_in_a_row: int = 5  # stop after this many skipped (non-finite) steps in a row
+    max_nonfinite_in_a_row: int = resumable(5)  # stop after this many skipped steps in a row
     precision: Precision = "auto"  # auto: bf16 autocast on CUDA if supported, else fp32
-    memory_format: MemoryFormat = "auto"  # model and 4-D inputs; auto: channels_last on CUDA
-    compile: bool = False  # wrap the model's forward in torch.compile
+    memory_format: MemoryFormat = resumable("auto")  # auto: channels_last on CUDA
+    compile: bool = resumable(False)  # wrap the model's forward in torch.compile
     num_bins: int | None = 256  # 8-bit data for the L_0 decoder; None for continuous data
 
     def __post_init__(self) -> None:
@@ -87,6 +102,11 @@ class TrainConfig:
         return asdict(self)
 
 
+# The settings that change the trajectory (those not marked `resumable`): a resumed run
+# must use the saved values.
+TRAJECTORY_KEYS = tuple(f.name for f in fields(TrainConfig) if not is_resumable(f))
+
+
 def resolve_memory_format(memory_format: str, device_type: str) -> str:
     """The memory format a run uses: ``"channels_last"`` or ``"contiguous"``.
 
@@ -102,6 +122,24 @@ def resolve_memory_format(memory_format: str, device_type: str) -> str:
         return memory_format
     else:
         raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+
+
+def resolve_autocast(precision: str, device: torch.device) -> bool:
+    """Whether a run with ``precision`` (one of `PRECISIONS`) on ``device`` computes under
+    bfloat16 autocast: "fp32" never; "bf16" always (refused on a CUDA device without
+    bfloat16); "auto" on CUDA devices that support it."""
+    import torch
+
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision='bf16' but {device} does not support bfloat16")
+        return True
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    else:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def warmup_lr(step: int, lr: float, warmup_steps: int) -> float:

@@ -13,13 +13,17 @@ and Python's ``random`` are not captured: the library never draws from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["capture_rng_state", "restore_rng_state"]
+__all__ = [
+    "DATA_STREAM", "DROPOUT_STREAM", "capture_rng_state", "global_rng_from",
+    "restore_rng_state", "stream_seed",
+]  # fmt: skip
 
 Generators = Mapping[str, "torch.Generator | np.random.Generator"]
 
@@ -124,3 +128,33 @@ def restore_rng_state(state: Mapping[str, Any], generators: Generators | None = 
                 f"{torch.cuda.device_count()} devices are visible"
             )
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+DATA_STREAM, DROPOUT_STREAM = 0, 1  # the streams of `stream_seed` a training run uses
+
+
+def stream_seed(seed: int, stream: int, index: int) -> int:
+    """A 63-bit seed that is a function of (seed, stream, index) only (NumPy's
+    SeedSequence): for a training run, ``index`` is the epoch of the data order
+    (`DATA_STREAM`) or the rank for dropout (`DROPOUT_STREAM`)."""
+    entropy = [seed, stream, index]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+
+
+@contextmanager
+def global_rng_from(generator: torch.Generator, device: torch.device) -> Iterator[None]:
+    """Run with the global generator of ``device`` set from ``generator``, and read its
+    state back into ``generator`` afterwards (`torch.random.fork_rng` restores the
+    caller's global state): code that draws from the global generator, as dropout does,
+    then depends on ``generator`` alone."""
+    cuda = device.type == "cuda"
+    devices = [device.index if device.index is not None else 0] if cuda else []
+    fork = torch.random.fork_rng(devices=devices, **({"device_type": "cuda"} if cuda else {}))
+    with fork:
+        if cuda:
+            torch.cuda.set_rng_state(generator.get_state(), device)
+        else:
+            torch.set_rng_state(generator.get_state())
+        yield
+        state = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
+        generator.set_state(state)

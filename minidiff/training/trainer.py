@@ -7,93 +7,71 @@ gradient clipped to a global norm of 1, and an EMA of the weights (decay 0.9999)
 after each step; samples and evaluations use the EMA weights (Ho et al. 2020, Appendix B).
 
 Reproducibility: every random draw comes from a generator seeded from ``config.seed``:
-
-* ``generator`` draws t and eps;
-* the data order of epoch e comes from a generator seeded from ``(seed, e)``, so the
-  position in the data is the pair (epoch, batches consumed) and is restored exactly by
-  replaying the epoch's draws up to that batch;
-* dropout uses the global torch generator, so each step runs inside
-  `torch.random.fork_rng` with the global state set from the trainer's own
-  ``dropout_generator`` (and read back afterwards): the caller's global state is left
-  alone, and the dropout masks depend only on the seed.
+``generator`` draws t and eps; the data order is `minidiff.training.data_order.DataOrder`'s
+(epoch e shuffled from ``(seed, e)``); dropout draws from the global torch generator, so
+each step runs inside `minidiff.training.rng.global_rng_from` the trainer's own
+``dropout_generator``: the caller's global state is left alone, and the dropout masks
+depend only on the seed.
 
 A checkpoint holds the model, the EMA, the optimizer, the step, the data position, the
-states of all these generators and the config, so that N steps, a save, a fresh trainer
-resumed from the checkpoint and N more steps give bit-identical weights to 2N steps in one
-go (on the same device and software).
+states of all these generators, the config and the schedule's betas, so that N steps, a
+save, a fresh trainer resumed from the checkpoint and N more steps give bit-identical
+weights to 2N steps in one go (on the same device and software).
 """
 
 from __future__ import annotations
 
-import errno
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from minidiff.data import BatchLoader
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.training.checkpoint import (
-    find_latest_checkpoint,
-    load_checkpoint,
-    load_latest_checkpoint,
-    repair_checkpoints,
-    save_checkpoint,
-)
+from minidiff.training.checkpoint import find_latest_checkpoint, save_checkpoint
+from minidiff.training.checkpoint_files import check_disk_full
 from minidiff.training.config import (
-    PRECISIONS,
-    TRAJECTORY_KEYS,
     TrainConfig,
+    resolve_autocast,
     resolve_memory_format,
     warmup_lr,
 )
+from minidiff.training.data_order import DataOrder
 from minidiff.training.distributed import current_rank_and_world, shard
 from minidiff.training.ema import EMA
-from minidiff.training.metrics_log import append_record, trim_log
-from minidiff.training.rng import capture_rng_state, restore_rng_state
+from minidiff.training.metrics import (
+    METRIC_KEYS,
+    METRICS_FILE,
+    MetricsInterval,
+    append_record,
+    trim_log,
+)
+from minidiff.training.resume import (
+    BETA_KEY,
+    check_schedule,
+    load_resume_state,
+    schedule_record,
+    trajectory_differences,
+)
+from minidiff.training.rng import (
+    DROPOUT_STREAM,
+    capture_rng_state,
+    global_rng_from,
+    restore_rng_state,
+    stream_seed,
+)
 
-__all__ = ["METRIC_KEYS", "DiskFullError", "NonFiniteLossError", "Trainer"]
+__all__ = ["CHECKPOINT_DIR", "METRICS_FILE", "METRIC_KEYS", "NonFiniteLossError", "Trainer"]
 
-METRIC_KEYS = ("step", "loss", "grad_norm", "lr", "images_per_s", "skipped")
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 
 
 class NonFiniteLossError(RuntimeError):
     """Too many steps in a row had a non-finite loss or gradient norm."""
-
-
-class DiskFullError(OSError):
-    """The disk filled up during training; the message names the last good checkpoint."""
-
-
-DATA_STREAM, DROPOUT_STREAM = 0, 1
-
-
-def _stream_seed(seed: int, stream: int, index: int) -> int:
-    """A 63-bit seed that is a function of (seed, stream, index) only: ``index`` is the
-    epoch for the data order, the rank for dropout."""
-    entropy = [seed, stream, index]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
-
-
-def _autocast_enabled(precision: str, device: torch.device) -> bool:
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bf16' but {device} does not support bfloat16")
-        return True
-    if precision == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
-    else:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 class Trainer:
@@ -154,16 +132,16 @@ class Trainer:
                 f"config.batch_size {config.batch_size} (the global batch) must be a multiple "
                 f"of the world size {self.world_size}"
             )
-        self.loader = self._make_loader(data)
+        self.data_order = DataOrder(data, config.batch_size, config.seed)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, betas=config.betas,
             weight_decay=config.weight_decay,
         )  # fmt: skip
         self.ema = EMA(self.model, decay=config.ema_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
-        dropout_seed = _stream_seed(config.seed, DROPOUT_STREAM, self.rank)
+        dropout_seed = stream_seed(config.seed, DROPOUT_STREAM, self.rank)
         self.dropout_generator = torch.Generator(self.device).manual_seed(dropout_seed)
-        self.autocast = _autocast_enabled(config.precision, self.device)
+        self.autocast = resolve_autocast(config.precision, self.device)
         self.forward: nn.Module = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -179,11 +157,7 @@ class Trainer:
         self.skipped = 0
         self.saved_step: int | None = None  # the step of the checkpoint saved or loaded last
         self.nonfinite_in_a_row = 0
-        self.epoch = 0
-        self.position = 0  # batches consumed in the current epoch
-        self._iterator: Iterator[tuple[torch.Tensor, ...]] | None = None
-        self._interval = {"loss": 0.0, "grad_norm": 0.0, "good": 0, "images": 0}
-        self._interval_start = time.perf_counter()
+        self._interval = MetricsInterval()
         if resume:
             self.load()
 
@@ -192,44 +166,22 @@ class Trainer:
         """A trainer restored from the latest checkpoint in ``out_dir`` (see `load`)."""
         return cls(model, diffusion, data, config, out_dir=out_dir, resume=True, **kwargs)
 
-    def _make_loader(self, data) -> BatchLoader:
-        if isinstance(data, BatchLoader):
-            if data.batch_size != self.config.batch_size:
-                raise ValueError(
-                    f"data has batch_size {data.batch_size}, config.batch_size is "
-                    f"{self.config.batch_size}"
-                )
-            loader = data
-        else:
-            tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
-            loader = BatchLoader(tensors, self.config.batch_size, drop_last=True)
-        if len(loader) == 0:
-            raise ValueError(f"data has fewer items than one batch of {self.config.batch_size}")
-        return loader
+    @property
+    def epoch(self) -> int:
+        """The current epoch of the data order."""
+        return self.data_order.epoch
 
-    # -- data order ----------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        """The batches consumed in the current epoch."""
+        return self.data_order.position
 
-    def _epoch_generator(self, epoch: int) -> torch.Generator:
-        old = self.loader.generator
-        device = old.device if old is not None else torch.device("cpu")
-        return torch.Generator(device).manual_seed(
-            _stream_seed(self.config.seed, DATA_STREAM, epoch)
-        )
-
-    def _next_batch(self) -> tuple[torch.Tensor, ...]:
-        while True:
-            if self._iterator is None:
-                self.loader.generator = self._epoch_generator(self.epoch)
-                self._iterator = iter(self.loader)
-                for _ in range(self.position):  # replay the epoch's draws up to the position
-                    next(self._iterator)
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
-                continue
-            self.position += 1
-            return batch
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(x_0, labels or None) of the next batch, on the device."""
+        batch = self.data_order.next_batch()
+        x0 = batch[0].to(self.device, non_blocking=True)
+        y = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
+        return x0, y
 
     # -- one step ------------------------------------------------------------------------
 
@@ -237,52 +189,56 @@ class Trainer:
         """The learning rate of step ``step`` (0-based): linear warmup, then constant."""
         return warmup_lr(step, self.config.lr, self.config.warmup_steps)
 
-    @contextmanager
-    def _dropout_rng(self) -> Iterator[None]:
-        """Run with the global generator of ``self.device`` set from ``dropout_generator``."""
-        cuda = self.device.type == "cuda"
-        devices = [self.device.index if self.device.index is not None else 0] if cuda else []
-        fork = torch.random.fork_rng(devices=devices, **({"device_type": "cuda"} if cuda else {}))
-        with fork:
-            if cuda:
-                torch.cuda.set_rng_state(self.dropout_generator.get_state(), self.device)
-            else:
-                torch.set_rng_state(self.dropout_generator.get_state())
-            yield
-            state = torch.cuda.get_rng_state(self.device) if cuda else torch.get_rng_state()
-            self.dropout_generator.set_state(state)
-
     def train_step(self) -> dict[str, Any]:
-        """Take one step; returns ``{"loss", "grad_norm", "lr", "skipped"}`` (floats, bool).
+        """One step of Algorithm 1 of Ho et al. (2020); returns ``{"loss", "grad_norm",
+        "lr", "skipped"}`` (floats, bool).
 
         A non-finite loss or gradient norm skips the update (optimizer and EMA untouched).
 
         Raises:
             NonFiniteLossError: ``config.max_nonfinite_in_a_row`` steps in a row were skipped.
         """
-        batch = self._next_batch()
-        x0 = batch[0].to(self.device, non_blocking=True)
-        y = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
-        # t ~ U{1..T} and eps ~ N(0, I) for the whole global batch, then this rank's shard:
-        # the same draws as a single process whatever the world size.
+        # 2. x_0 ~ q(x_0): the next batch of the data order
+        x0, y = self._next_batch()
+        # 3. t ~ Uniform({1, ..., T}) and 4. eps ~ N(0, I), drawn for the whole global batch
+        # before this rank takes its shard: the same draws as one process, whatever the
+        # world size
         t = torch.randint(
             1, self.diffusion.T + 1, (x0.shape[0],), generator=self.generator, device=self.device
         )
         eps = torch.randn(x0.shape, generator=self.generator, device=self.device, dtype=x0.dtype)
         images = x0.shape[0]
+        x0, t, eps, y = self._this_rank(x0, t, eps, y)
+        # 5. a gradient step on the loss at x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t)
+        # eps: || eps - eps_theta(x_t, t) ||^2 for L_simple (eq. 14), the bound for the others
+        lr = self.lr_at(self.step)
+        loss, grad_norm = self._loss_and_gradient(x0, t, eps, y, lr)
+        skipped = self._update(loss, grad_norm)
+        if skipped:  # the images count towards the speed, the loss does not
+            self._interval.add(images)
+        else:
+            self._interval.add(images, loss, grad_norm)
+        return {"loss": loss, "grad_norm": grad_norm, "lr": lr, "skipped": skipped}
+
+    def _this_rank(self, x0, t, eps, y):
+        """This rank's shard of the global batch, in the run's memory format."""
         if self.world_size > 1:
             x0, t, eps = (shard(v, self.rank, self.world_size) for v in (x0, t, eps))
             y = None if y is None else shard(y, self.rank, self.world_size)
         if x0.dim() == 4:  # images in the run's format (image_loader yields NHWC strides)
             layout = torch.channels_last if self.channels_last else torch.contiguous_format
             x0, eps = (v.contiguous(memory_format=layout) for v in (x0, eps))
-        lr = self.lr_at(self.step)
+        return x0, t, eps, y
+
+    def _loss_and_gradient(self, x0, t, eps, y, lr: float) -> tuple[float, float]:
+        """The mean loss of the global batch and the gradient's norm before clipping; the
+        gradient is left in the parameters, clipped to ``config.grad_clip``."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast)
-        with self._dropout_rng():
+        with global_rng_from(self.dropout_generator, self.device):
             with autocast:
                 losses = self.diffusion.training_losses(
                     self.forward, x0, t=t, eps=eps, y=y, num_bins=self.config.num_bins
@@ -297,8 +253,12 @@ class Trainer:
         if self.world_size > 1:  # the global batch's mean loss, the same on every rank
             torch.distributed.all_reduce(mean_loss)
             mean_loss = mean_loss / self.world_size
-        loss_value, norm_value = float(mean_loss), float(grad_norm)
-        skipped = not (math.isfinite(loss_value) and math.isfinite(norm_value))
+        return float(mean_loss), float(grad_norm)
+
+    def _update(self, loss: float, grad_norm: float) -> bool:
+        """The optimizer step and the EMA update, or a skip when the loss or gradient norm
+        is not finite; returns whether the step was skipped."""
+        skipped = not (math.isfinite(loss) and math.isfinite(grad_norm))
         self.step += 1
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
@@ -307,18 +267,14 @@ class Trainer:
             if self.nonfinite_in_a_row >= self.config.max_nonfinite_in_a_row:
                 raise NonFiniteLossError(
                     f"{self.nonfinite_in_a_row} steps in a row (up to step {self.step}) had a "
-                    f"non-finite loss ({loss_value}) or gradient norm ({norm_value}); the last "
+                    f"non-finite loss ({loss}) or gradient norm ({grad_norm}); the last "
                     f"good checkpoint is {find_latest_checkpoint(self.checkpoint_dir)}"
                 )
         else:
             self.optimizer.step()
             self.ema.update(self.model)
             self.nonfinite_in_a_row = 0
-            self._interval["loss"] += loss_value
-            self._interval["grad_norm"] += norm_value
-            self._interval["good"] += 1
-        self._interval["images"] += images
-        return {"loss": loss_value, "grad_norm": norm_value, "lr": lr, "skipped": skipped}
+        return skipped
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -351,37 +307,18 @@ class Trainer:
             if self.rank == 0 and self.saved_step != self.step:
                 self.save()
         except OSError as err:
-            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            latest = find_latest_checkpoint(self.checkpoint_dir)
-            raise DiskFullError(err.errno, f"{err.strerror} at step {self.step}; the last good "
-                                f"checkpoint is {latest}: free some space, then resume from it"
-                                ) from err  # fmt: skip
+            check_disk_full(err, self.checkpoint_dir, self.step)
+            raise
         finally:
             if bar is not None:
                 bar.close()
 
     def _log(self) -> dict[str, Any]:
         """Append the metrics of the steps since the last log (rank 0 only writes)."""
-        now = time.perf_counter()
-        interval, good = self._interval, self._interval["good"]
-        record = {
-            "step": self.step,
-            "loss": interval["loss"] / good if good else None,
-            "grad_norm": interval["grad_norm"] / good if good else None,
-            "lr": self.lr_at(self.step - 1),
-            "images_per_s": interval["images"] / max(now - self._interval_start, 1e-9),
-            "skipped": self.skipped,
-        }
+        record = self._interval.record(self.step, self.lr_at(self.step - 1), self.skipped)
         if self.rank == 0:
-            self._write_record(record)
-        self._interval = {"loss": 0.0, "grad_norm": 0.0, "good": 0, "images": 0}
-        self._interval_start = now
+            append_record(self.out_dir / METRICS_FILE, record)
         return record
-
-    def _write_record(self, record: dict[str, Any]) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        append_record(self.out_dir / METRICS_FILE, record)
 
     @contextmanager
     def ema_model(self) -> Iterator[nn.Module]:
@@ -418,51 +355,39 @@ class Trainer:
             self.checkpoint_dir, model=self.model, ema=self.ema, optimizer=self.optimizer,
             step=self.step, data_state=data_state,
             rng_state=capture_rng_state(self._generators()),
-            config={**self.config.to_dict(), "run": self.run_info}, keep_last=self.config.keep_last,
+            config={**self.config.to_dict(), "run": self.run_info,
+                    BETA_KEY: schedule_record(self.diffusion)},
+            keep_last=self.config.keep_last,
         )  # fmt: skip
 
     def load(self, path: str | Path | None = None) -> int:
         """Restore the latest checkpoint (or ``path``) and return its step.
 
         The saved trajectory settings (`TRAJECTORY_KEYS`) must equal this config's; the
-        others (steps, logging and checkpoint intervals) may change. Lines of
-        ``metrics.jsonl`` after the checkpoint's step (from a run that crashed) are dropped,
-        and so is a torn last line. Resuming first finishes an interrupted clean-up
-        (`repair_checkpoints`) and passes over a latest checkpoint that does not load.
+        others (steps, logging and checkpoint intervals) may change. The saved betas must
+        be this diffusion's (`check_schedule`). The checkpoint: `load_resume_state`. Lines
+        of ``metrics.jsonl`` after its step (from a run that crashed) and a torn last line
+        are dropped (`trim_log`).
 
         Raises:
             CheckpointNotFoundError: no checkpoint.
             CheckpointError: no checkpoint loads.
-            ValueError: a trajectory setting differs from the saved one.
+            ValueError: a trajectory setting or the schedule differs from the saved one.
         """
-        parts = dict(model=self.model, ema=self.ema, optimizer=self.optimizer,
-                     map_location=self.device)  # fmt: skip
-        if path is None:
-            if self.rank == 0:
-                repair_checkpoints(self.checkpoint_dir, self.config.keep_last)
-            state = load_latest_checkpoint(self.checkpoint_dir, **parts)
-        else:
-            state = load_checkpoint(path, **parts)
-        saved, current = state["config"] or {}, self.config.to_dict()
-        differences = [
-            f"{key}: saved {saved.get(key)!r}, given {current[key]!r}"
-            for key in TRAJECTORY_KEYS
-            if _plain(saved.get(key)) != _plain(current[key])
-        ]
+        state, path = load_resume_state(
+            self.checkpoint_dir, path, repair=self.rank == 0, keep_last=self.config.keep_last,
+            model=self.model, ema=self.ema, optimizer=self.optimizer, map_location=self.device,
+        )  # fmt: skip
+        differences = trajectory_differences(state["config"], self.config.to_dict())
         if differences:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(differences))
+        check_schedule(state["config"], self.diffusion, f"the checkpoint {path}")
         data = state["data_state"]
         self.step = self.saved_step = state["step"]
-        self.epoch, self.position = int(data["epoch"]), int(data["position"])
+        self.data_order.restore(data["epoch"], data["position"])
         self.skipped = int(data["skipped"])
         self.nonfinite_in_a_row = int(data["nonfinite_in_a_row"])
-        self._iterator = None
         restore_rng_state(state["rng_state"], self._generators())
         if self.rank == 0:
             trim_log(self.out_dir / METRICS_FILE, self.step)
         return self.step
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so that a config read back compares equal to the dataclass's."""
-    return list(value) if isinstance(value, tuple) else value

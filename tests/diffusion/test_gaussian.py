@@ -99,6 +99,56 @@ def test_p_mean_variance_is_the_process_posterior_at_the_implied_x0(
         close(model["var"][torch.from_numpy(later)], var[later])
 
 
+@given(
+    schedule_and_conditioned_t(min_alpha_bar=1e-200),
+    st.sampled_from(PARAMETERIZATIONS),
+    st.sampled_from(VARIANCES),
+    st.sampled_from([None, 0.5]),
+    st.integers(0, 2**32 - 1),
+)
+def test_predict_x0_eps_is_x0_hat_and_eps_hat_of_the_reverse_step(
+    schedule_t, parameterization, variance, clip_x0, seed
+):
+    """predict_x0_eps (what the DDIM, ODE and SDE samplers call) returns exactly the x0 and
+    eps of p_mean_variance, with and without clipping; after clipping, eps_hat is
+    `process.eps_from_x0` at the clipped x0_hat (so x_t = sqrt(alpha_bar_t) x0_hat +
+    sqrt(1 - alpha_bar_t) eps_hat still holds)."""
+    schedule, t = schedule_t
+    rng = np.random.default_rng(seed)
+    B, D = t.shape[0], 3
+    prediction, xt = rng.normal(size=(2, B, D))
+    output = prediction
+    if variance == "learned_range":
+        output = np.concatenate([prediction, rng.uniform(-1.0, 1.0, size=(B, D))], axis=1)
+    diffusion = GaussianDiffusion(schedule, parameterization, variance)
+    args = (tensor(output), tensor(xt), torch.from_numpy(t), clip_x0)
+    x0, eps = diffusion.predict_x0_eps(*args)
+    step = diffusion.p_mean_variance(*args)
+    assert torch.equal(x0, step["x0"]) and torch.equal(eps, step["eps"])
+    if clip_x0 is not None:
+        assert float(x0.abs().max()) <= clip_x0
+        expected = process.eps_from_x0(schedule, xt, t, x0.numpy())
+        close(eps, expected, rtol=RTOL_LOOSE, atol=ATOL_LOOSE * (1.0 + np.abs(expected)))
+
+
+def test_gather_takes_the_schedule_tables_by_attribute():
+    """gather(schedule.<table>, t, like) is that table at t in like's dtype, shaped
+    (B, 1, ...); an array that is not one of the diffusion's schedule tables (an equal copy
+    included) raises ValueError naming what is expected."""
+    schedule = process.linear_schedule(10)
+    diffusion = GaussianDiffusion(schedule)
+    like = torch.zeros(3, 2, 2, dtype=torch.float32)
+    t = torch.tensor([1, 5, 10])
+    values = diffusion.gather(schedule.sqrt_alpha_bar, t, like)
+    assert values.shape == (3, 1, 1) and values.dtype == torch.float32
+    expected = schedule.sqrt_alpha_bar[[1, 5, 10]].astype(np.float32)
+    np.testing.assert_array_equal(values.reshape(3).numpy(), expected)
+    with pytest.raises(ValueError, match="schedule"):
+        diffusion.gather(schedule.sqrt_alpha_bar.copy(), t, like)
+    with pytest.raises(ValueError, match="schedule"):
+        diffusion.gather(process.linear_schedule(10).beta, t, like)
+
+
 @given(schedule_and_conditioned_t(), st.sampled_from(VARIANCES), st.integers(0, 2**32 - 1))
 def test_parameterizations_give_the_same_reverse_step_given_their_exact_targets(
     schedule_t, variance, seed
@@ -291,33 +341,47 @@ def test_unknown_options_are_rejected_listing_the_choices(name, choices):
     assert "bogus" in str(info.value) and str(choices) in str(info.value)
 
 
-def test_bad_inputs_raise_clear_errors():
+def _zeros(*shape: int) -> torch.Tensor:
+    return torch.zeros(*shape, dtype=torch.float64)
+
+
+# (call of a diffusion with loss "vlb", of one with a learned variance, message)
+BAD_INPUTS = {
+    "t = 0": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)), _zeros(2, 4), t=0),
+              r"t must lie in \[1, T = 4\]"),
+    "t = T + 1": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)), _zeros(2, 4),
+                                                       t=5), r"t must lie in \[1, T = 4\]"),
+    "output unlike x_t": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 3)),
+                                                               _zeros(2, 4)), "does not match"),
+    "p_mean_variance output unlike x_t": (
+        lambda d, learned: d.p_mean_variance(_zeros(2, 3), _zeros(2, 4), 1), "does not match"),
+    "odd channels, learned variance": (
+        lambda d, learned: learned.training_losses(fixed_output(_zeros(2, 7)), _zeros(2, 4)),
+        "even channel count"),
+    "eps unlike x0": (lambda d, learned: d.training_losses(fixed_output(_zeros(2, 4)),
+                                                           _zeros(2, 4), eps=_zeros(2, 3)),
+                      "eps must have the shape"),
+    "loss off the bins": (lambda d, learned: d.training_losses(
+        fixed_output(_zeros(2, 4)), _zeros(2, 4) + 0.001, t=1), "bin centres"),
+    "bound off the bins": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)),
+                                                          _zeros(2, 4) + 0.001), "bin centres"),
+    "bound outside [-1, 1]": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)),
+                                                             _zeros(2, 4) + 2.0), r"\[-1, 1\]"),
+    "one bin": (lambda d, learned: d.vlb_terms(fixed_output(_zeros(2, 4)), _zeros(2, 4),
+                                               num_bins=1), "num_bins"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_inputs_raise_clear_errors(case):
     """t outside 1..T, an output shaped unlike x_t, an odd channel count with a learned
     variance, eps shaped unlike x0 and data off the 8-bit grid each raise ValueError."""
     schedule = process.linear_schedule(4)
-    x0 = torch.zeros(2, 4, dtype=torch.float64)
-    zeros = fixed_output(torch.zeros(2, 4, dtype=torch.float64))
     diffusion = GaussianDiffusion(schedule, loss="vlb")
-    for t in (0, 5):
-        with pytest.raises(ValueError, match=r"t must lie in \[1, T = 4\]"):
-            diffusion.training_losses(zeros, x0, t=t)
-    with pytest.raises(ValueError, match="does not match"):
-        diffusion.training_losses(fixed_output(torch.zeros(2, 3, dtype=torch.float64)), x0)
-    with pytest.raises(ValueError, match="does not match"):
-        diffusion.p_mean_variance(torch.zeros(2, 3, dtype=torch.float64), x0, 1)
     learned = GaussianDiffusion(schedule, variance="learned_range")
-    with pytest.raises(ValueError, match="even channel count"):
-        learned.training_losses(fixed_output(torch.zeros(2, 7, dtype=torch.float64)), x0)
-    with pytest.raises(ValueError, match="eps must have the shape"):
-        diffusion.training_losses(zeros, x0, eps=torch.zeros(2, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match="bin centres"):
-        diffusion.training_losses(zeros, x0 + 0.001, t=1)
-    with pytest.raises(ValueError, match="bin centres"):
-        diffusion.vlb_terms(zeros, x0 + 0.001)
-    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        diffusion.vlb_terms(zeros, x0 + 2.0)
-    with pytest.raises(ValueError, match="num_bins"):
-        diffusion.vlb_terms(zeros, x0, num_bins=1)
+    call, match = BAD_INPUTS[case]
+    with pytest.raises(ValueError, match=match):
+        call(diffusion, learned)
 
 
 BAD_Q_SAMPLE_INPUTS = {

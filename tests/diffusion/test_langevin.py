@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidiff.diffusion.langevin import langevin_corrector, sample_annealed_langevin, sample_pc
-from minidiff.diffusion.samplers import SPACINGS, sample_ancestral, sample_ddim
-from minidiff.process import linear_schedule, rescale_zero_terminal_snr
+from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
+from minidiff.process import SPACINGS, linear_schedule, rescale_zero_terminal_snr
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
     assert_parameterizations_agree,

@@ -10,18 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidiff.diffusion import GaussianDiffusion
-from minidiff.diffusion.samplers import (
-    SPACINGS,
-    _ddim_tables,
-    ddim_grid,
-    ddim_invert,
-    sample_ancestral,
-    sample_ddim,
-)
-from minidiff.process import linear_schedule
+from minidiff.diffusion.samplers import ddim_invert, sample_ancestral, sample_ddim
+from minidiff.process import SPACINGS, ddim_coefficients, ddim_timesteps, linear_schedule
 from minidiff.toy import sampling as numpy_sampling
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
+    MIXTURE,
     SCHEDULE,
     assert_parameterizations_agree,
     assert_reproduces_mixture,
@@ -212,8 +206,10 @@ def test_float32_samplers_are_finite_for_any_schedule(schedule, eta, data):
     )
     steps = data.draw(st.integers(1, schedule.T))
     spacing = data.draw(st.sampled_from(SPACINGS))
-    tables = _ddim_tables(schedule, ddim_grid(schedule, steps, spacing), eta)
-    assert all(np.all(np.isfinite(v)) and np.all(v >= 0) for v in tables.values())
+    grid = ddim_timesteps(schedule.T, steps, spacing)
+    ddim = ddim_coefficients(schedule, grid[:-1], grid[1:], eta)
+    for values in (ddim.signal, ddim.direction, ddim.sigma):
+        assert np.all(np.isfinite(values)) and np.all(values >= 0)
     denoiser, diffusion = exact(schedule, parameterization, variance="fixed_large")
     generator = torch.Generator().manual_seed(0)
     for x0 in (
@@ -305,3 +301,46 @@ def test_every_sampler_in_float32_is_finite_on_short_cosine_and_zero_snr_schedul
             generator=torch.Generator().manual_seed(T), **steps,
         )  # fmt: skip
         assert bool(torch.isfinite(x0).all()), sampler.__name__
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_torch_and_numpy_trajectories_have_the_same_layout(sampler):
+    """return_trajectory gives the same (N + 1, B, D) array in both layers, in the order of
+    sampling (x_T first, x_0 last), equal to float64 round-off for the same draws."""
+    schedule = linear_schedule(30)
+    denoiser, diffusion = exact(schedule)
+    x_T = np.random.default_rng(3).standard_normal((6, 2))
+    options = {"ancestral": {}, "ddim": {"steps": 7, "eta": 0.5}}[sampler]
+    numpy_sampler = getattr(numpy_sampling, f"sample_{sampler}")
+    torch_sampler = {"ancestral": sample_ancestral, "ddim": sample_ddim}[sampler]
+    _, expected = numpy_sampler(
+        MIXTURE.denoiser(schedule), schedule, x_T, np.random.default_rng(4),
+        return_trajectory=True, **options,
+    )  # fmt: skip
+    _, actual = torch_sampler(
+        denoiser, diffusion, torch.from_numpy(x_T), noise=numpy_noise(np.random.default_rng(4)),
+        return_trajectory=True, **options,
+    )  # fmt: skip
+    assert actual.shape == expected.shape == (len(ddim_timesteps(30, options.get("steps"))), 6, 2)
+    np.testing.assert_array_equal(expected[0], x_T)
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
+
+
+@pytest.mark.parametrize("name", ["ddim_invert", "sample_ode", "sample_dpm_solver_pp_2m"])
+def test_deterministic_samplers_refuse_a_noise_source(name):
+    """The deterministic samplers draw no z, so a ``noise`` source would be silently unused:
+    they raise TypeError naming the option instead."""
+    from minidiff import diffusion as torch_diffusion
+
+    denoiser, diffusion = exact(linear_schedule(5))
+    with pytest.raises(TypeError, match="'noise'"):
+        getattr(torch_diffusion, name)(denoiser, diffusion, torch.zeros(4, 2), noise=torch.randn)
+
+
+@pytest.mark.parametrize("sampler", [sample_ancestral, sample_ddim])
+def test_samplers_refuse_an_unknown_option(sampler):
+    """A misspelt option (here ``generater``) raises TypeError naming it, as a Python keyword
+    argument would."""
+    denoiser, diffusion = exact(linear_schedule(5))
+    with pytest.raises(TypeError, match="'generater'"):
+        sampler(denoiser, diffusion, (4, 2), generater=torch.Generator())

@@ -8,15 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidiff.diffusion.samplers import SPACINGS, ddim_grid, sample_ddim
+from minidiff.diffusion.samplers import sample_ddim
 from minidiff.diffusion.sde import (
-    dpm_solver_pp_2m_tables,
-    ode_sigma,
     sample_dpm_solver_pp_2m,
     sample_ode,
     sample_sde,
 )
-from minidiff.process import linear_schedule
+from minidiff.process import SPACINGS, ddim_timesteps, linear_schedule
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
     SCHEDULE,
@@ -66,32 +64,6 @@ def test_dpm_solver_pp_with_two_steps_or_fewer_is_ddim(schedule, mixture, spacin
     dpm = sample_dpm_solver_pp_2m(denoiser, diffusion, x_T, steps=steps, spacing=spacing)
     ddim = sample_ddim(denoiser, diffusion, x_T, steps=steps, spacing=spacing)
     torch.testing.assert_close(dpm, ddim, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
-
-
-@given(schedules(min_T=3, max_T=200, zero_terminal_snr=True), st.sampled_from(SPACINGS), st.data())
-def test_dpm_solver_pp_tables_are_algorithm_2(schedule, spacing, data):
-    """Coefficients of x_{t_i} = a x + b x0_{i-1} + c x0_{i-2}: the weights on the two
-    predictions sum to alpha_{t_i} (1 - e^{-h_i}) (D_i is an extrapolation: weights
-    1 + 1/(2r) and -1/(2r)); c = 0 on the first and the last jump (first order); all
-    finite."""
-    steps = data.draw(st.integers(3, schedule.T))
-    grid = ddim_grid(schedule, steps, spacing)
-    tables = dpm_solver_pp_2m_tables(schedule, grid)
-    assert all(np.all(np.isfinite(v)) for v in tables.values())
-    assert tables["c"][0] == 0 and tables["c"][-1] == 0
-    with np.errstate(invalid="ignore"):
-        h = 0.5 * (schedule.log_snr[grid[1:]] - schedule.log_snr[grid[:-1]])
-    total = schedule.sqrt_alpha_bar[grid[1:]] * -np.expm1(-h)
-    np.testing.assert_allclose(tables["b"] + tables["c"], total, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
-    assert np.all(tables["c"] <= 0)
-
-
-def test_ode_sigma_is_the_noise_level_of_y():
-    """sigma_t^2 = (1 - alpha_bar_t) / alpha_bar_t, 0 at t = 0 (linear schedule, T = 1000)."""
-    sigma = ode_sigma(SCHEDULE)
-    expected = SCHEDULE.one_minus_alpha_bar / SCHEDULE.alpha_bar
-    np.testing.assert_allclose(sigma**2, expected, rtol=RTOL_LOOSE, atol=0)
-    assert sigma[0] == 0
 
 
 @settings(max_examples=15)
@@ -215,7 +187,7 @@ def test_float32_ode_sde_and_dpm_solver_are_finite_for_any_schedule(schedule, da
     )
     steps = data.draw(st.integers(1, schedule.T))
     spacing = data.draw(st.sampled_from(SPACINGS))
-    grid = ddim_grid(schedule, steps, spacing)
+    grid = ddim_timesteps(schedule.T, steps, spacing)
     h = -np.expm1(schedule.log_alpha_bar[grid[:-1]] - schedule.log_alpha_bar[grid[1:]])
     assert np.all((h >= 0) & (h <= 1))
     denoiser, diffusion = exact(schedule, parameterization)

@@ -57,6 +57,30 @@ def test_discretized_likelihood_matches_process(seed, num_bins):
     assert np.all(actual[~normal] < -690.0)  # -inf included
 
 
+@given(
+    z=st.floats(min_value=8.0, max_value=30.0),
+    width=st.floats(min_value=0.05, max_value=2.0),
+    side=st.sampled_from([-1.0, 1.0]),
+)
+def test_discretized_likelihood_keeps_far_tails_in_float32(z, width, side):
+    """A bin whose edges lie z and z + width standard deviations from the mean (either
+    side) has a finite log probability in float32, equal to float64's log(Phi(u) - Phi(l))
+    from erfc (which keeps its digits to z of about 37): no underflow to -inf where a float32
+    difference of tail probabilities would give 0 (an untrained decoder at t = 1)."""
+    x = 0.0 + 1.0 / 255.0  # bin 128 of 256: edges at 0 and 2 / 255
+    scale = (2.0 / 255.0) / width
+    mean = -z * scale if side > 0 else 2.0 / 255.0 + z * scale
+    lower, upper = sorted(((0.0 - mean) / scale, (2.0 / 255.0 - mean) / scale), key=abs)
+    expected = math.log(0.5 * (math.erfc(abs(lower) / math.sqrt(2.0))
+                               - math.erfc(abs(upper) / math.sqrt(2.0))))  # fmt: skip
+    as32 = lambda value: torch.tensor([value], dtype=torch.float32)  # noqa: E731
+    got = torch_vlb.discretized_gaussian_log_likelihood(
+        as32(x), as32(mean), as32(math.log(scale)), num_bins=256
+    )
+    assert torch.isfinite(got).all()
+    np.testing.assert_allclose(got.double().item(), expected, rtol=1e-3, atol=0)
+
+
 @given(st.integers(0, 2**32 - 1))
 def test_normal_kl_matches_process(seed):
     """The torch KL(N(m1, e^{l1}) || N(m2, e^{l2})) equals `process.normal_kl`."""

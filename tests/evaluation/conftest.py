@@ -7,10 +7,11 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def digits_classifier():
-    """The digits classifier with seed 0, fitted once for the whole test run."""
-    from minidiff.evaluation import DigitsClassifier
+    """The digits classifier with seed 0, fitted once for the whole test run (shared with
+    the digits feature space of `minidiff.evaluation.judge`)."""
+    from minidiff.evaluation.judge import digits_classifier
 
-    return DigitsClassifier.fit(seed=0)
+    return digits_classifier(seed=0)
 
 
 @pytest.fixture(scope="session")

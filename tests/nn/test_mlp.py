@@ -8,13 +8,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minidiff.nn.mlp import ToyMLP, toy_sinusoidal_embedding
+from minidiff.nn.mlp import ToyMLP, ToyMLPConfig, toy_sinusoidal_embedding
+from minidiff.process import toy_schedule
 from minidiff.toy.datasets import make_dataset
 from minidiff.toy.metrics import sliced_wasserstein
 from minidiff.toy.mlp import ACTIVATIONS, MLP
 from minidiff.toy.mlp import sinusoidal_embedding as numpy_sinusoidal_embedding
 from minidiff.toy.sampling import sample_ancestral
-from minidiff.toy.train import toy_schedule, train_ddpm
+from minidiff.toy.train import train_ddpm
 from tests.tolerances import ATOL, N_STANDARD_ERRORS, RTOL
 
 
@@ -157,6 +158,7 @@ def test_output_follows_the_parameters_dtype():
         ({"activation": "relu"}, "activation"),
         ({"num_classes": 0}, "num_classes"),
         ({"time_scale": 0.0}, "time_scale"),
+        ({"out_dim": 0}, "out_dim"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
@@ -229,3 +231,16 @@ def test_torch_toy_mlp_trains_to_the_quality_of_the_numpy_model():
         make_dataset(name, N_EVAL, np.random.default_rng(5)), name, np.random.default_rng(4)
     )
     assert distances["torch"] <= RATIO * max(distances["numpy"], floor), (distances, floor)
+
+
+def test_out_dim_widens_only_the_output_layer():
+    """out_dim = 2D (a learned variance) gives (B, 2D) outputs; the hidden layers are as
+    with out_dim = D, and `from_config` of the network's config rebuilds the same weights
+    from the same generator."""
+    model = ToyMLP(3, (8, 8), 4, out_dim=6, generator=torch.Generator().manual_seed(0))
+    assert model(torch.randn(5, 3), 7).shape == (5, 6)
+    assert [layer.out_features for layer in model.layers] == [8, 8, 6]
+    again = ToyMLP.from_config(model.config, generator=torch.Generator().manual_seed(0))
+    assert again.config == ToyMLPConfig(3, (8, 8), 4, out_dim=6)
+    for a, b in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -173,3 +173,6 @@ def test_invalid_arguments_raise_value_error(overrides, match):
     channels not divisible by the 32 GroupNorm groups, and so on."""
     with torch.device("meta"), pytest.raises(ValueError, match=match):
         UNet.ddpm_cifar10(**overrides)
+    config = UNetConfig(**{**UNetConfig().__dict__, **overrides})  # built, not checked
+    with pytest.raises(ValueError, match=match):
+        config.check()

@@ -8,8 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minidiff.process import (
+    SPACINGS,
+    ddim_coefficients,
+    ddim_direction,
     ddim_posterior_mean_var,
     ddim_sigma,
+    ddim_timesteps,
     linear_schedule,
     posterior_mean_var,
     q_mean_var,
@@ -20,6 +24,7 @@ from tests.strategies import (
     schedule_and_batched_t,
     schedule_and_ordered_steps,
     schedule_and_t,
+    schedules,
 )
 from tests.tolerances import ATOL, RTOL
 
@@ -144,3 +149,67 @@ def test_invalid_steps_sigma_and_eta_raise():
             ddim_posterior_mean_var(schedule, x, x, 5, 4, sigma)
     with pytest.raises(TypeError):
         ddim_sigma(schedule, 5.0, 4, 1.0)
+
+
+@given(schedule_and_ordered_steps(n=2, strict=True, zero_terminal_snr=True), st.floats(0.0, 1.0))
+def test_direction_squared_plus_sigma_squared_is_the_noise_variance(schedule_steps, fraction):
+    """ddim_direction(t_prev, sigma)^2 + sigma^2 = 1 - alpha_bar_{t_prev} for every admissible
+    sigma (DDIM, eq. 7: the noise of x_{t_prev} is split between the kept direction and the
+    fresh draw), and the direction is >= 0: the full sqrt(1 - alpha_bar_{t_prev}) at
+    sigma = 0, and 0 at sigma = sqrt(1 - alpha_bar_{t_prev}) up to the round-off of squaring
+    sigma, sqrt(4 eps_mach (1 - alpha_bar_{t_prev})) after the square root."""
+    schedule, t_prev, _ = schedule_steps
+    noise_var = schedule.one_minus_alpha_bar[t_prev]
+    sigma = fraction * np.sqrt(noise_var)
+    direction = ddim_direction(schedule, t_prev, sigma)
+    assert direction >= 0.0
+    np.testing.assert_allclose(direction**2 + sigma**2, noise_var, rtol=RTOL, atol=ATOL)
+    assert ddim_direction(schedule, t_prev, 0.0) == schedule.sqrt_one_minus_alpha_bar[t_prev]
+    roundoff = np.sqrt(4 * np.finfo(np.float64).eps * noise_var)
+    assert ddim_direction(schedule, t_prev, np.sqrt(noise_var)) <= roundoff
+
+
+@given(schedule_and_ordered_steps(n=2, strict=True, zero_terminal_snr=True), arrays(), arrays())
+def test_ddim_mean_is_the_coefficients_applied_to_x0_and_eps(schedule_steps, x0, xt):
+    """For eta in {0, 0.5, 1}, the mean of q_sigma(x_{t_prev} | x_t, x_0) (DDIM, eq. 7) is
+    signal x_0 + direction eps with eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)
+    and `ddim_coefficients`' factors, whose sigma is `ddim_sigma` (eq. 16): the sampler's
+    update of eq. 12 without its sigma z."""
+    schedule, t_prev, t = schedule_steps
+    eps = (xt - schedule.sqrt_alpha_bar[t] * x0) / schedule.sqrt_one_minus_alpha_bar[t]
+    for eta in (0.0, 0.5, 1.0):
+        coefficients = ddim_coefficients(schedule, t, t_prev, eta)
+        assert coefficients.sigma == ddim_sigma(schedule, t, t_prev, eta)
+        assert coefficients.signal == schedule.sqrt_alpha_bar[t_prev]
+        mean, var = ddim_posterior_mean_var(schedule, x0, xt, t, t_prev, coefficients.sigma)
+        expected = coefficients.signal * x0 + coefficients.direction * eps
+        roundoff = ATOL * (1.0 + np.abs(x0) + np.abs(eps))
+        assert_close(mean, expected, rtol=RTOL, atol=roundoff)
+        np.testing.assert_allclose(var, coefficients.sigma**2, rtol=RTOL, atol=0.0)
+
+
+@given(schedules(zero_terminal_snr=True), st.sampled_from(SPACINGS), st.floats(0.0, 1.0), st.data())
+def test_coefficients_over_a_grid_equal_the_coefficients_of_each_jump(schedule, spacing, eta, data):
+    """ddim_coefficients over the jumps grid[:-1] -> grid[1:] of a DDIM grid gives, jump by
+    jump, the factors of that single jump; all finite and >= 0 for eta in [0, 1]."""
+    grid = ddim_timesteps(schedule.T, data.draw(st.integers(1, min(schedule.T, 50))), spacing)
+    table = ddim_coefficients(schedule, grid[:-1], grid[1:], eta)
+    for values in (table.signal, table.direction, table.sigma):
+        assert values.shape == (len(grid) - 1,) and np.all(np.isfinite(values) & (values >= 0))
+    for i in range(len(grid) - 1):
+        one = ddim_coefficients(schedule, int(grid[i]), int(grid[i + 1]), eta)
+        assert (one.signal, one.direction, one.sigma) == (
+            table.signal[i], table.direction[i], table.sigma[i]
+        )
+
+
+def test_ddim_direction_rejects_an_inadmissible_sigma():
+    """sigma < 0, sigma^2 > 1 - alpha_bar_{t_prev} (beyond round-off) and a t_prev outside
+    0..T raise ValueError naming the argument."""
+    schedule = linear_schedule(10)
+    too_wide = 1.01 * np.sqrt(schedule.one_minus_alpha_bar[4])
+    for sigma in (-0.1, too_wide, np.nan):
+        with pytest.raises(ValueError, match="sigma"):
+            ddim_direction(schedule, 4, sigma)
+    with pytest.raises(ValueError, match="t_prev"):
+        ddim_direction(schedule, 11, 0.0)

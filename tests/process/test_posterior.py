@@ -16,6 +16,7 @@ from minidiff.process import (
     q_mean_var,
     q_sample,
     q_step_mean_var,
+    reverse_variance,
 )
 from tests.process.helpers import assert_close
 from tests.strategies import arrays, schedule_and_batched_t, schedule_and_t, schedules
@@ -156,3 +157,20 @@ def test_eq12_weight_with_posterior_variance_is_half_snr_ratio_minus_one(schedul
     np.testing.assert_allclose(weight, direct, rtol=RTOL_LOOSE, atol=0)
     snr_form = 0.5 * (schedule.snr[t - 1] / schedule.snr[t] - 1)
     np.testing.assert_allclose(snr_form, direct, rtol=RTOL_LOOSE + 1e-14 / beta, atol=0)
+
+
+@given(schedules(max_T=200, zero_terminal_snr=True))
+def test_reverse_variance_tables(schedule):
+    """fixed_small is beta_tilde_t; fixed_large is beta_t for t >= 2 with beta_tilde_2 at
+    t = 1 (Ho et al.'s released code; beta_1 when T = 1); both 0 at t = 0; each is a
+    writable copy, so a caller cannot change the schedule."""
+    small = reverse_variance(schedule, "fixed_small")
+    np.testing.assert_array_equal(small, schedule.posterior_var)
+    large = reverse_variance(schedule, "fixed_large")
+    np.testing.assert_array_equal(large[2:], schedule.beta[2:])
+    first = schedule.posterior_var[2] if schedule.T >= 2 else schedule.beta[1]
+    assert large[1] == first and large[0] == 0.0
+    small[:] = large[:] = -1.0
+    assert schedule.posterior_var.min() >= 0.0 and schedule.fixed_large_var.min() >= 0.0
+    with pytest.raises(ValueError, match="variance"):
+        reverse_variance(schedule, "learned")

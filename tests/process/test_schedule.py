@@ -15,11 +15,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minidiff.process import (
-    SCHEDULES,
     Schedule,
     cosine_schedule,
     linear_schedule,
-    make_schedule,
     rescale_zero_terminal_snr,
     sigmoid_schedule,
 )
@@ -263,16 +261,6 @@ def test_rescale_zero_terminal_snr_rejects_T_one():
         rescale_zero_terminal_snr(linear_schedule(1))
 
 
-@given(st.sampled_from(SCHEDULES), st.integers(1, 1000))
-def test_make_schedule_gives_each_named_preset(name, T):
-    """make_schedule(name, T) is the preset of that name; an unknown name raises ValueError
-    listing the known ones."""
-    preset = {"linear": linear_schedule, "cosine": cosine_schedule, "sigmoid": sigmoid_schedule}
-    np.testing.assert_array_equal(make_schedule(name, T).beta, preset[name](T).beta)
-    with pytest.raises(ValueError, match="linear"):
-        make_schedule(name + "_unknown", T)
-
-
 @given(schedules())
 def test_posterior_log_var_clipped_replaces_t1_by_t2(schedule):
     """posterior_log_var_clipped_t = log beta_tilde_t for t >= 2, and at t = 1 (where
@@ -290,3 +278,16 @@ def test_a_bad_number_of_steps_is_refused_naming_T(T):
     """T = nan, inf, a string, a fraction or 0: a ValueError that names T and its value."""
     with pytest.raises(ValueError, match=r"T must be a positive integer, got"):
         linear_schedule(T)
+
+
+@given(schedules(zero_terminal_snr=True))
+def test_fixed_large_var_is_beta_with_beta_tilde_2_at_t1(schedule):
+    """fixed_large_var_t = beta_t for t >= 2, beta_tilde_2 at t = 1 (Ho et al. 2020's code;
+    beta_1 for T = 1), 0 at t = 0; its log table is log of it for t >= 1, the t = 1 value
+    at t = 0, and finite everywhere."""
+    var, log_var = schedule.fixed_large_var, schedule.fixed_large_log_var
+    np.testing.assert_array_equal(var[2:], schedule.beta[2:])
+    assert var[1] == (schedule.posterior_var[2] if schedule.T >= 2 else schedule.beta[1])
+    assert var[0] == 0.0
+    np.testing.assert_allclose(log_var[1:], np.log(var[1:]), rtol=RTOL, atol=ATOL)
+    assert log_var[0] == log_var[1] and np.all(np.isfinite(log_var))

@@ -50,21 +50,21 @@ def test_plot_samples_draws_on_a_given_axes():
 
 
 def test_plot_trajectory_draws_one_panel_per_step():
-    """plot_trajectory(trajectory, ts) has one Axes per t with one scatter of x_t, titled
-    by t."""
+    """plot_trajectory(trajectory, ts, labels) has one Axes per index i in ts with one
+    scatter of trajectory[i], titled by its label (the step t)."""
     schedule = linear_schedule(20)
     x_T = np.random.default_rng(1).standard_normal((40, 2))
     mixture = eight_gaussians_mixture()
     _, trajectory = sample_ancestral(
         mixture.denoiser(schedule), schedule, x_T, np.random.default_rng(2), return_trajectory=True
     )
-    ts = [20, 10, 5, 0]
-    fig = plot_trajectory(trajectory, ts)
+    ts = [0, 10, 15, 20]  # the states at t = 20, 10, 5, 0 (trajectory[T - t] = x_t)
+    fig = plot_trajectory(trajectory, ts, labels=[20 - i for i in ts])
     assert len(fig.axes) == 4
-    for ax, t in zip(fig.axes, ts, strict=True):
+    for ax, i in zip(fig.axes, ts, strict=True):
         (drawn,) = scatters(ax)
-        np.testing.assert_array_equal(drawn.get_offsets(), trajectory[t])
-        assert ax.get_title() == f"t = {t}"
+        np.testing.assert_array_equal(drawn.get_offsets(), trajectory[i])
+        assert ax.get_title() == f"t = {20 - i}"
     fig.canvas.draw()
 
 

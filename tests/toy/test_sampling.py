@@ -1,89 +1,25 @@
-"""Proofs for minidiff.toy.sampling: the DDIM grids, the reverse variances, and the
-ancestral and DDIM samplers checked against the exact Gaussian-mixture oracle."""
+"""Proofs for minidiff.toy.sampling: the ancestral and DDIM samplers checked against the
+exact Gaussian-mixture oracle (their grid and variances are proved in tests/process)."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minidiff.process import linear_schedule, posterior_mean_var
+from minidiff.process import (
+    SPACINGS,
+    ddim_posterior_mean_var,
+    ddim_timesteps,
+    linear_schedule,
+    posterior_mean_var,
+    reverse_variance,
+    x0_from_eps,
+)
 from minidiff.toy.datasets import eight_gaussians_mixture
 from minidiff.toy.metrics import mmd
-from minidiff.toy.sampling import (
-    SPACINGS,
-    ddim_timesteps,
-    reverse_variance,
-    sample_ancestral,
-    sample_ddim,
-)
+from minidiff.toy.sampling import sample_ancestral, sample_ddim
 from tests.strategies import gaussian_mixtures, schedules
 from tests.tolerances import ATOL, ATOL_LOOSE, N_STANDARD_ERRORS, RTOL, RTOL_LOOSE
-
-# -- the DDIM grid -------------------------------------------------------------------
-
-
-@given(st.integers(1, 2000), st.data(), st.sampled_from(SPACINGS))
-def test_ddim_timesteps_is_a_strictly_decreasing_grid_from_T_to_0(T, data, spacing):
-    """ddim_timesteps(T, steps, spacing) has steps + 1 integer entries, strictly decreasing
-    (so no duplicates), starting at T and ending at 0."""
-    steps = data.draw(st.integers(1, T))
-    grid = ddim_timesteps(T, steps, spacing)
-    assert grid.shape == (steps + 1,) and np.issubdtype(grid.dtype, np.integer)
-    assert grid[0] == T and grid[-1] == 0
-    assert np.all(np.diff(grid) < 0)
-
-
-@given(st.integers(1, 300), st.sampled_from(SPACINGS))
-def test_ddim_timesteps_with_T_steps_is_the_full_grid(T, spacing):
-    """steps = T gives T, T - 1, ..., 0 for every spacing."""
-    np.testing.assert_array_equal(ddim_timesteps(T, T, spacing), np.arange(T, -1, -1))
-
-
-@given(st.integers(1, 50), st.integers(1, 40))
-def test_trailing_grid_has_equal_jumps_when_steps_divides_T(steps, jump):
-    """trailing with T = steps * jump: every jump, the last one included, is T / steps."""
-    grid = ddim_timesteps(steps * jump, steps, "trailing")
-    np.testing.assert_array_equal(np.diff(grid), -jump)
-
-
-@given(st.integers(2, 50), st.integers(1, 40))
-def test_uniform_grid_has_equal_jumps_down_to_1_then_steps_to_0(steps, jump):
-    """uniform with T - 1 = (steps - 1) * jump: equal jumps from T down to 1, then 1 -> 0."""
-    T = (steps - 1) * jump + 1
-    grid = ddim_timesteps(T, steps, "uniform")
-    np.testing.assert_array_equal(np.diff(grid[:-1]), -jump)
-    assert grid[-2] == 1
-
-
-@pytest.mark.parametrize(
-    "T, steps, spacing, match",
-    [
-        (10, 0, "uniform", "steps"),
-        (10, 11, "uniform", "steps"),
-        (10, 5, "cubic", "spacing"),
-        (0, 1, "uniform", "T"),
-    ],
-)
-def test_ddim_timesteps_rejects_bad_arguments(T, steps, spacing, match):
-    """steps outside 1..T, an unknown spacing or a bad T raise ValueError."""
-    with pytest.raises(ValueError, match=match):
-        ddim_timesteps(T, steps, spacing)
-
-
-# -- reverse variances ---------------------------------------------------------------
-
-
-@given(schedules(min_T=2, max_T=200))
-def test_reverse_variance_tables(schedule):
-    """fixed_small is beta_tilde_t; fixed_large is beta_t for t >= 2 with beta_tilde_2 at
-    t = 1 (Ho et al.'s released code)."""
-    np.testing.assert_array_equal(reverse_variance(schedule, "fixed_small"), schedule.posterior_var)
-    large = reverse_variance(schedule, "fixed_large")
-    np.testing.assert_array_equal(large[2:], schedule.beta[2:])
-    assert large[1] == schedule.posterior_var[2] and large[0] == 0.0
-    with pytest.raises(ValueError, match="variance"):
-        reverse_variance(schedule, "learned")
-
 
 # -- the samplers against the exact oracle ------------------------------------------
 
@@ -256,8 +192,9 @@ def test_samplers_with_the_exact_denoiser_never_produce_nan(
 
 
 def test_trajectories_have_the_documented_layout():
-    """Ancestral: (T + 1, B, D) indexed by t, trajectory[T] = x_T, trajectory[0] = x_0.
-    DDIM: (steps + 1, B, D) along the returned grid, trajectory[0] = x_T, trajectory[-1] = x_0."""
+    """Both in the order of sampling, as the torch samplers: ancestral (T + 1, B, D) with
+    trajectory[T - t] = x_t; DDIM (steps + 1, B, D) with trajectory[i] the state at
+    ddim_timesteps(T, steps)[i]; trajectory[0] = x_T, trajectory[-1] = x_0."""
     schedule = linear_schedule(50)
     denoiser = MIXTURE.denoiser(schedule)
     x_T = starting_noise()[:10]
@@ -265,15 +202,19 @@ def test_trajectories_have_the_documented_layout():
         denoiser, schedule, x_T, np.random.default_rng(0), return_trajectory=True
     )
     assert trajectory.shape == (51, 10, 2)
-    np.testing.assert_array_equal(trajectory[50], x_T)
-    np.testing.assert_array_equal(trajectory[0], x0)
-    x0, trajectory, grid = sample_ddim(
+    np.testing.assert_array_equal(trajectory[0], x_T)
+    np.testing.assert_array_equal(trajectory[-1], x0)
+    x0, trajectory = sample_ddim(
         denoiser, schedule, x_T, np.random.default_rng(0), steps=7, eta=0.5, return_trajectory=True
     )
     assert trajectory.shape == (8, 10, 2)
-    np.testing.assert_array_equal(grid, ddim_timesteps(50, 7, "uniform"))
     np.testing.assert_array_equal(trajectory[0], x_T)
     np.testing.assert_array_equal(trajectory[-1], x0)
+    # the last jump, grid[-2] -> 0, adds no noise: x_0 is DDIM's eq. 7 mean at trajectory[-2]
+    t = np.full(10, ddim_timesteps(50, 7)[-2])
+    x0_hat = x0_from_eps(schedule, trajectory[-2], t, denoiser(trajectory[-2], t))
+    mean, _ = ddim_posterior_mean_var(schedule, x0_hat, trajectory[-2], t, 0, 0.0)
+    np.testing.assert_allclose(trajectory[-1], mean, rtol=RTOL, atol=ATOL)
 
 
 def test_samplers_leave_x_T_unchanged_and_show_progress_without_changing_results():

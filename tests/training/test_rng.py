@@ -74,3 +74,33 @@ def test_restoring_an_unsaved_or_other_kind_generator_is_rejected():
         restore_rng_state({"torch": None}, {})
     with pytest.raises(TypeError, match="generators"):
         capture_rng_state({"g": 3})
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1), stream=st.integers(0, 3), index=st.integers(0, 10**6))
+def test_stream_seeds_are_functions_of_their_arguments_and_differ_between_streams(
+    seed, stream, index
+):
+    """stream_seed is a 63-bit integer determined by (seed, stream, index): the same
+    arguments give the same seed, the next index or stream another one."""
+    from minidiff.training.rng import stream_seed
+
+    value = stream_seed(seed, stream, index)
+    assert 0 <= value < 2**63 and value == stream_seed(seed, stream, index)
+    assert value != stream_seed(seed, stream, index + 1)
+    assert value != stream_seed(seed, stream + 1, index)
+
+
+def test_global_rng_from_draws_from_the_generator_and_leaves_the_callers_state():
+    """Inside global_rng_from(g), the global generator draws what g would; afterwards g
+    has advanced past those draws and the caller's global state is as it was."""
+    from minidiff.training.rng import global_rng_from
+
+    g, twin = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    with global_rng_from(g, torch.device("cpu")):
+        inside = torch.rand(4)
+    assert torch.equal(inside, torch.rand(4, generator=twin))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=twin))

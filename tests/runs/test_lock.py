@@ -58,9 +58,9 @@ def test_two_trainers_released_at_once_into_one_new_folder_leave_one_run(tmp_pat
     assert kinds == ["RunError", "ok"] or kinds == ["RunLockedError", "ok"], outcome
     assert all("\n" not in message for _, _, message in outcome)
     winner = next(seed for seed, kind, _ in outcome if kind == "ok")
-    assert json.loads((out / "run.json").read_text())["preset"]["seed"] == winner
+    assert json.loads((out / "run.json").read_text())["preset"]["training"]["seed"] == winner
     for folder in (out / "checkpoints").glob("step_*"):
-        assert stored_preset(folder).seed == winner
+        assert stored_preset(folder).training.seed == winner
 
 
 def _hold(out: str, ready) -> None:

@@ -1,4 +1,5 @@
-"""Validation of time indices and gathering of per-step coefficients.
+"""Validation of time indices and gathering of per-step coefficients (public: the toy
+layer validates its steps with the same `check_t`).
 
 A time index ``t`` is an int or an integer array of shape (B,); a coefficient table
 indexed by it is reshaped to (B, 1, ..., 1) so that it broadcasts over a batch
@@ -62,10 +63,9 @@ def over_batch(values: np.ndarray, ndim: int) -> np.ndarray:
     return values.reshape(values.shape + (1,) * (ndim - 1))
 
 
-def as_float64(x, name: str) -> np.ndarray:
+def as_float64(x) -> np.ndarray:
     """``x`` as a float64 array (a view when it already is one)."""
-    array = np.asarray(x, dtype=np.float64)
-    return array
+    return np.asarray(x, dtype=np.float64)
 
 
 def check_batch(x: np.ndarray, t: np.ndarray, name: str = "x") -> None:

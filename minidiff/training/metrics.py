@@ -1,5 +1,9 @@
-"""The metrics log of a run: one JSON record per line, appended as training goes, and
-trimmed on resume to the records up to the resumed checkpoint.
+"""The metrics file of a training run: one JSON line every ``log_every`` steps.
+
+Each line holds ``step``, ``loss`` and ``grad_norm`` (means over the good steps since the
+previous line; None if all were skipped), ``lr``, ``images_per_s`` and ``skipped`` (the
+run's skipped steps so far), the `METRIC_KEYS`. Records are appended as training goes
+(`append_record`) and trimmed on resume to those up to the resumed checkpoint (`trim_log`).
 
 An append that a crash or a full disk cuts short leaves a torn last line (part of a
 record, or NUL bytes where a file system had reserved space that was never written).
@@ -11,17 +15,60 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from minidiff import atomic
 
-__all__ = ["append_record", "read_records", "trim_log"]
+__all__ = [
+    "METRICS_FILE",
+    "METRIC_KEYS",
+    "MetricsInterval",
+    "append_record",
+    "read_records",
+    "trim_log",
+]
+
+METRIC_KEYS = ("step", "loss", "grad_norm", "lr", "images_per_s", "skipped")
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsInterval:
+    """Sums over the steps since the last metrics line."""
+
+    def __init__(self) -> None:
+        self.loss, self.grad_norm, self.good, self.images = 0.0, 0.0, 0, 0
+        self.start = time.perf_counter()
+
+    def add(self, images: int, loss: float | None = None, grad_norm: float | None = None) -> None:
+        """Count one step of ``images`` examples; ``loss`` and ``grad_norm`` for a good one."""
+        self.images += images
+        if loss is not None and grad_norm is not None:
+            self.loss += loss
+            self.grad_norm += grad_norm
+            self.good += 1
+
+    def record(self, step: int, lr: float, skipped: int) -> dict[str, Any]:
+        """The metrics line of the interval, which then starts again."""
+        now, good = time.perf_counter(), self.good
+        record = {
+            "step": step,
+            "loss": self.loss / good if good else None,
+            "grad_norm": self.grad_norm / good if good else None,
+            "lr": lr,
+            "images_per_s": self.images / max(now - self.start, 1e-9),
+            "skipped": skipped,
+        }
+        self.loss, self.grad_norm, self.good, self.images = 0.0, 0.0, 0, 0
+        self.start = now
+        return record
 
 
 def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append ``record`` to the log ``path`` as one line of JSON (the folder must exist)."""
+    """Append ``record`` to the log ``path`` as one line of JSON (its folder is created)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
         file.flush()
