@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   sets up .venv and runs the demo (writes demo-output/)
-#   make test   sets up .venv, builds the docs and runs the unit, property and notebook tests
+#   make test   sets up .venv, executes the tutorials, builds the docs and runs the unit,
+#               property, notebook and browser tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: venv system-deps demo test test-slow docs lint clean
+.PHONY: venv system-deps demo tutorials docs-build test test-slow docs lint clean
 
 venv: $(VENV)/.installed
 
@@ -39,21 +40,32 @@ system-deps:
 demo: venv
 	$(BIN)/minidiff demo --out demo-output
 
-# Lint, build the docs (strict: a broken link to a test fails), then one pytest run over
-# the unit and property tests and the executed notebooks.
-test: venv system-deps
-	$(BIN)/ruff check minidiff tests benchmarks
+# The tutorials, executed once (two at a time, at their committed settings) into
+# build/tutorials/: the site renders these copies and the tests check them.
+tutorials: venv
+	$(BIN)/python docs/hooks/execute_tutorials.py --jobs 2
+
+# The site, with the executed tutorials and MathJax, in site/ (strict: a broken link fails).
+docs-build: tutorials
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
-	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci --nbmake tests tutorials
+
+# Lint, execute the tutorials, build the docs, then one pytest run over the unit and
+# property tests, the executed notebooks and the site in headless Chromium (screenshots
+# in site-screenshots/).
+test: venv system-deps
+	$(BIN)/ruff check minidiff tests benchmarks docs/hooks
+	$(BIN)/python docs/hooks/execute_tutorials.py --jobs 2
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(BIN)/python -m pytest -n 2 --hypothesis-profile=ci tests
 
 test-slow: venv
 	$(BIN)/python -m pytest -n 2 --hypothesis-profile=thorough -m "slow or not slow" tests
 
-docs: venv
+docs: tutorials
 	$(BIN)/mkdocs serve
 
 lint: venv
-	$(BIN)/ruff check minidiff tests benchmarks
+	$(BIN)/ruff check minidiff tests benchmarks docs/hooks
 
 clean:
-	rm -rf $(VENV) site demo-output .pytest_cache .hypothesis
+	rm -rf $(VENV) site site-screenshots build/tutorials .cache/mkdocs-jupyter demo-output .pytest_cache .hypothesis
