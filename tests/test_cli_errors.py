@@ -1,5 +1,5 @@
 """Bad input and faults at the command line: each gives one line on stderr and exit
-status 2, with nothing written (``minidiff train``, ``toy`` and ``sample``)."""
+status 2, with nothing written (``minidiff train``, ``toy``, ``sample`` and ``evaluate``)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_an_out_below_a_file_is_refused_before_any_work(run_dir, tmp_path, capsy
     assert blocker.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("command", ["train", "toy", "sample"])
+@pytest.mark.parametrize("command", ["train", "toy", "sample", "evaluate"])
 def test_an_unwritable_out_is_refused_before_any_work(
     run_dir, unwritable_folder, capsys, command  # noqa: F811
 ):
@@ -73,7 +73,9 @@ def test_an_unwritable_out_is_refused_before_any_work(
         "train": train_argv(unwritable_folder / "run"),
         "toy": [*TOY, "--out", str(unwritable_folder / "t")],
         "sample": sample_argv(run_dir, unwritable_folder / "grid.png"),
-    }[command]
+        "evaluate": ["evaluate", "--checkpoint", str(run_dir), "--out",
+                     str(unwritable_folder / "m.json"), "--device", "cpu", "--no-progress"],
+    }[command]  # fmt: skip
     err = one_line(fails(argv, capsys))
     assert "not writable" in err
     assert list(unwritable_folder.iterdir()) == []
