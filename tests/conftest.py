@@ -6,8 +6,11 @@ Profiles (choose with ``--hypothesis-profile=NAME``):
 """
 
 import os
+import shutil
+import subprocess
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -34,3 +37,25 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 np.seterr(over="raise", invalid="raise")  # hidden overflow / NaN in float64 math fails loudly
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """An empty folder that this process cannot create files in: mode 0o555, or for
+    root (whom permissions do not stop) the immutable attribute; skipped where neither
+    is possible."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+        ["chattr", "+i", str(folder)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot make a folder unwritable for root here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -10,10 +10,11 @@ import pytest
 import minidiff
 
 PACKAGE = Path(minidiff.__file__).parent
-NUMPY_LAYERS = ("minidiff.markov", "minidiff.process", "minidiff.toy")
+NUMPY_LAYERS = ("minidiff.atomic", "minidiff.markov", "minidiff.process", "minidiff.toy")
 # The layer of every package (and top-level module) of minidiff, as in DESIGN.md: presets,
 # settings and runs above the libraries, the command line on top.
 LAYER = {
+    "atomic": 0,  # the one file writer: imports neither torch nor numpy
     "markov": 0,
     "process": 1,
     "toy": 2,

@@ -406,3 +406,16 @@ def test_every_public_name_of_runs_resolves_to_its_module():
         module = importlib.import_module(f"minidiff.runs.{runs._SOURCE[name]}")
         assert getattr(module, name) is value
     assert sorted(runs.__all__) == sorted(runs._SOURCE)
+
+
+def test_image_data_with_a_network_for_points_names_the_model(tmp_path):
+    """The digits preset with an MLP model section: the error names the model and the
+    points it takes, rather than an expected shape."""
+    from dataclasses import replace
+
+    from minidiff.nn import ToyMLPConfig
+
+    p = replace(preset("digits"), model=ToyMLPConfig(dim=64, hidden=(16,), embed_dim=8))
+    with pytest.raises(ValueError, match="model 'mlp' takes points of shape \\(64,\\)") as info:
+        training_data(p)
+    assert "expects" not in str(info.value)

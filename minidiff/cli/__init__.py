@@ -26,7 +26,7 @@ import argparse
 from collections.abc import Sequence
 
 from minidiff.cli import demo, evaluate, sample, toy, train
-from minidiff.cli._common import version
+from minidiff.cli._common import version, warnings_on_one_line
 
 __all__ = ["build_parser", "main"]
 
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = _build()
     args = parser.parse_args(argv)
     if args.command in COMMANDS:
-        return COMMANDS[args.command].run(args, subparsers[args.command])
+        with warnings_on_one_line():
+            return COMMANDS[args.command].run(args, subparsers[args.command])
     else:
         parser.error(f"unknown command {args.command!r}")

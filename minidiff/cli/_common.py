@@ -1,12 +1,16 @@
-"""What the subcommands share: argument types, exit-2 errors, the device option."""
+"""What the subcommands share: argument types, exit-2 errors, one-line warnings."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
+
+from minidiff.atomic import check_output_location
 
 USAGE_ERROR = 2  # the exit status of bad input, as argparse uses
 
@@ -59,9 +63,23 @@ def fail(command: str, message: str) -> NoReturn:
 
 
 def check_out_folder(parser: argparse.ArgumentParser, out: Path) -> None:
-    """--out may be missing or a folder, not a file."""
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {str(out)!r} exists and is not a directory")
+    """--out may be missing or a folder, not a file, and can be created (one line, exit 2)."""
+    try:
+        check_output_location(out, "--out")
+    except ValueError as err:
+        fail(parser.prog.removeprefix("minidiff "), str(err))
+
+
+@contextlib.contextmanager
+def warnings_on_one_line():
+    """Show each warning as one line ``minidiff: warning: MESSAGE`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"minidiff: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:

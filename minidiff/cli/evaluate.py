@@ -56,8 +56,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``minidiff evaluate`` with parsed arguments; returns the exit status."""
-    from minidiff import runs
-    from minidiff.data.archive import write_json_atomic
+    from minidiff import atomic, runs
     from minidiff.runs import evaluate as pipeline
     from minidiff.training.checkpoint import CheckpointError
 
@@ -67,6 +66,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not out.parent.is_dir():
         fail("evaluate", f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
     try:
+        atomic.check_output_location(out, "--out", folder=False)  # writable, before the work
         settings = pipeline.EvaluateSettings(
             checkpoint=str(args.checkpoint), metrics=pipeline.parse_metrics(args.metrics), n=args.n,
             sampler=args.sampler, steps=args.steps, reference=args.reference,
@@ -81,6 +81,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(pipeline.format_table(record))
     if "feature_space" in record:
         print(f"features: {record['feature_space']}")
-    write_json_atomic(out, record)
+    atomic.write_json(out, record, indent=2, sort_keys=True)
     print(f"wrote {out}")
     return 0

@@ -52,7 +52,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``minidiff sample`` with parsed arguments; returns the exit status."""
-    from minidiff import runs
+    from minidiff import atomic, runs
     from minidiff.configs import SAMPLERS
     from minidiff.training.checkpoint import CheckpointError
 
@@ -61,9 +61,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out: Path = args.out
     if out.exists() or out.is_symlink():
         fail("sample", f"--out {str(out)!r} exists; it is never overwritten: choose another name")
-    if out.parent.exists() and not out.parent.is_dir():
-        fail("sample", f"--out {str(out)!r}: {str(out.parent)!r} is not a folder")
     try:
+        atomic.check_output_location(out, "--out", folder=False)
         device = runs.resolve_device(args.device)
         loaded = runs.load_run(args.checkpoint, device=device)
         x0 = runs.sample(

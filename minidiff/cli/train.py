@@ -71,7 +71,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``minidiff train`` with parsed arguments; returns the exit status."""
-    from minidiff import runs
+    from minidiff import atomic, runs
     from minidiff.configs import build_diffusion, override, preset
     from minidiff.data import DownloadError
     from minidiff.training.checkpoint import CheckpointError
@@ -104,8 +104,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         context = setup_distributed()
         device, rank = context.device, context.rank
     try:  # everything that can refuse the run, before anything is written
+        atomic.check_output_location(args.out, "--out")
         runs.check_run_folder(p, args.out, resume=args.resume, diffusion=diffusion)
         data = _load_data(p, args, device, rank, distributed)
+        runs.check_training_data(p, data)
     except (ValueError, CheckpointError, FileNotFoundError, DownloadError) as err:
         fail("train", str(err))
     return _train(p, args, data, (model, diffusion), device, distributed)
@@ -128,7 +130,7 @@ def _load_data(p: Preset, args, device, rank: int, distributed: bool):
 
 def _train(p: Preset, args, data, built, device, distributed: bool) -> int:
     from minidiff import runs
-    from minidiff.training import cleanup_distributed
+    from minidiff.training import CheckpointError, DiskFullError, cleanup_distributed
 
     model, diffusion = built
     try:
@@ -142,6 +144,8 @@ def _train(p: Preset, args, data, built, device, distributed: bool) -> int:
         print(f"minidiff train: interrupted; the latest checkpoint in {args.out / 'checkpoints'} "
               "is kept: continue with the same command and --resume", file=sys.stderr)  # fmt: skip
         return INTERRUPTED
+    except (runs.RunError, CheckpointError, DiskFullError) as err:  # found once writing began
+        fail("train", str(err))
     finally:
         if distributed:
             cleanup_distributed()

@@ -3,10 +3,10 @@ and a restricted unpickler.
 
 Three rules, each enforced before any other code touches the bytes:
 
-1. A download is streamed to a temporary file in the destination folder, its MD5 is
-   checked against the publisher's value, and only then is it renamed into place
-   (``os.replace`` is atomic within one file system). Every failure, including
-   ``KeyboardInterrupt``, removes the temporary file.
+1. A download is streamed into memory, its MD5 is checked against the publisher's value,
+   and only then is it written to disk, under a temporary name renamed into place
+   (`minidiff.atomic.write_file`). A failure, ``KeyboardInterrupt`` included, writes
+   nothing.
 2. An archive is extracted only if every member is on an allow-list of regular files
    (plus the folders that hold them): no absolute paths, no ``..``, no links or
    devices. ``tarfile``'s ``filter="data"`` is applied as well where Python has it.
@@ -21,7 +21,6 @@ import codecs
 import hashlib
 import http.client
 import io
-import json
 import os
 import pickle
 import shutil
@@ -30,11 +29,13 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from minidiff import atomic
 
 try:  # NumPy >= 2 keeps the implementation in numpy._core
     from numpy._core.multiarray import _reconstruct
@@ -120,27 +121,6 @@ def file_digests(path: str | os.PathLike[str]) -> dict[str, str]:
     return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through `write(f)` to a temporary file beside `path`, then rename it
-    into place, so that readers see either the old file or the complete new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, record: dict[str, Any]) -> None:
-    """Write `record` as indented JSON to `path` atomically."""
-    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    write_atomic(path, lambda f: f.write(text.encode()))
-
-
 def download_verified(
     url: str,
     target: Path,
@@ -170,49 +150,41 @@ def download_verified(
     """
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"url must start with http:// or https://, got {url!r}")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    md5_hash, sha256_hash = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    length = response.headers.get("Content-Length")
-                    expected = int(length) if length is not None else None
-                    received = 0
-                    # Without amt the reader waits for all Content-Length bytes; with it,
-                    # a short body ends in b"" and the length check below catches it.
-                    while chunk := response.read(CHUNK_BYTES):
-                        f.write(chunk)
-                        md5_hash.update(chunk)
-                        sha256_hash.update(chunk)
-                        received += len(chunk)
-                        if progress:
-                            total = f"/{expected}" if expected else ""
-                            print(
-                                f"\r{target.name}: {received}{total} bytes", end="", file=sys.stderr
-                            )
+    hashes = {"md5": hashlib.md5(usedforsecurity=False), "sha256": hashlib.sha256()}
+
+    def stream(file: BinaryIO) -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                length = response.headers.get("Content-Length")
+                expected = int(length) if length is not None else None
+                received = 0
+                # Without amt the reader waits for all Content-Length bytes; with it, a
+                # short body ends in b"" and the length check below catches it.
+                while chunk := response.read(CHUNK_BYTES):
+                    file.write(chunk)
+                    for digest in hashes.values():
+                        digest.update(chunk)
+                    received += len(chunk)
                     if progress:
-                        print(file=sys.stderr)
-            except (OSError, http.client.HTTPException) as error:
-                raise DownloadError(f"could not download {url}: {error}. {manual_hint}") from error
-            if expected is not None and received != expected:
-                raise DownloadError(
-                    f"download of {url} was truncated: got {received} of {expected} bytes. "
-                    f"{manual_hint}"
-                )
-            f.flush()
-            os.fsync(f.fileno())
-        if md5_hash.hexdigest() != md5.lower():
+                        total = f"/{expected}" if expected else ""
+                        print(f"\r{target.name}: {received}{total} bytes", end="", file=sys.stderr)
+                if progress:
+                    print(file=sys.stderr)
+        except (OSError, http.client.HTTPException) as error:
+            raise DownloadError(f"could not download {url}: {error}. {manual_hint}") from error
+        if expected is not None and received != expected:
+            raise DownloadError(
+                f"download of {url} was truncated: got {received} of {expected} bytes. "
+                f"{manual_hint}"
+            )
+        if hashes["md5"].hexdigest() != md5.lower():
             raise ChecksumError(
-                f"MD5 of the file downloaded from {url} is {md5_hash.hexdigest()}, "
+                f"MD5 of the file downloaded from {url} is {hashes['md5'].hexdigest()}, "
                 f"expected {md5.lower()}; the file was discarded. {manual_hint}"
             )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return {"md5": md5_hash.hexdigest(), "sha256": sha256_hash.hexdigest()}
+
+    atomic.write_file(target, stream)  # nothing reaches the disk unless every check passed
+    return {name: digest.hexdigest() for name, digest in hashes.items()}
 
 
 def check_members(

@@ -23,14 +23,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from minidiff import atomic
 from minidiff.data.archive import (
     ChecksumError,
     download_verified,
     extract_allowed,
     file_digests,
     restricted_load,
-    write_atomic,
-    write_json_atomic,
 )
 from minidiff.data.transforms import uint8_to_model_range
 
@@ -105,7 +104,8 @@ def download_cifar10(
         digests = download_verified(
             url, target, md5=md5, manual_hint=manual_hint(root), progress=progress, timeout=timeout
         )
-    write_json_atomic(root / CIFAR10_RECORD, {"file": CIFAR10_ARCHIVE, "url": url, **digests})
+    record = {"file": CIFAR10_ARCHIVE, "url": url, **digests}
+    atomic.write_json(root / CIFAR10_RECORD, record, indent=2, sort_keys=True)
     return target
 
 
@@ -186,8 +186,8 @@ def _load_cache(folder: Path, split: Split) -> tuple[np.ndarray, np.ndarray] | N
 
 def _save_cache(folder: Path, split: Split, images: np.ndarray, labels: np.ndarray) -> None:
     images_path, labels_path = _cache_paths(folder, split)
-    write_atomic(labels_path, lambda f: np.save(f, labels, allow_pickle=False))
-    write_atomic(images_path, lambda f: np.save(f, images, allow_pickle=False))
+    atomic.write_file(labels_path, lambda f: np.save(f, labels, allow_pickle=False))
+    atomic.write_file(images_path, lambda f: np.save(f, images, allow_pickle=False))
 
 
 def load_cifar10(

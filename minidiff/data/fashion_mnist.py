@@ -20,7 +20,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from minidiff.data.archive import ChecksumError, write_atomic
+from minidiff.atomic import write_file
+from minidiff.data.archive import ChecksumError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -117,7 +118,7 @@ def fashion_mnist_uint8(
         images, labels = (_decoded(folder, stem) for stem in stems)
         for path, array in zip(cached, (images, labels), strict=True):
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, lambda f, a=array: np.save(f, a, allow_pickle=False))
+            write_file(path, lambda file, a=array: np.save(file, a, allow_pickle=False))
     if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
         raise ValueError(f"the Fashion-MNIST cache in {cached[0].parent} is corrupt; delete it")
     images, labels = np.array(images, dtype=np.uint8), labels.astype(np.int64)

@@ -17,7 +17,13 @@ import torch
 
 from minidiff.diffusion import vlb
 from minidiff.diffusion._util import call_denoiser, check_data, randint, randn_like
-from minidiff.process import PARAMETERIZATIONS, FixedVariance, Parameterization, Schedule
+from minidiff.process import (
+    PARAMETERIZATIONS,
+    FixedVariance,
+    Parameterization,
+    Schedule,
+    check_x0_eps,
+)
 
 __all__ = [
     "PARAMETERIZATIONS",
@@ -155,6 +161,7 @@ class GaussianDiffusion(vlb.VariationalBound):
             t: (B,) integer steps in 0..T.
             eps: (B, ...) standard normal noise.
         """
+        check_x0_eps(x0, eps)
         t = self.check_t(t, x0.shape[0], x0.device, low=0)
         return (
             self.gather(self.schedule.sqrt_alpha_bar, t, x0) * x0

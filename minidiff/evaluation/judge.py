@@ -94,7 +94,7 @@ def train_fashion_judge(seed: int = 0, *, progress: bool = False) -> tuple[Fashi
 
 def fashion_judge(seed: int = 0, *, progress: bool = False) -> tuple[FashionJudge, float]:
     """The cached judge of ``seed`` (trained on first use) and its test accuracy."""
-    from minidiff.data.archive import write_atomic
+    from minidiff.atomic import write_file
     from minidiff.data.fashion_mnist import FASHION_MNIST_SHA256, cache_dir
 
     key = hashlib.sha256(
@@ -109,7 +109,7 @@ def fashion_judge(seed: int = 0, *, progress: bool = False) -> tuple[FashionJudg
     judge, accuracy = train_fashion_judge(seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"state": judge.state_dict(), "accuracy": torch.tensor(accuracy, dtype=torch.float64)}
-    write_atomic(path, lambda f: torch.save(record, f))
+    write_file(path, lambda file: torch.save(record, file))
     return judge, accuracy
 
 

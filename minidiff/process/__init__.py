@@ -15,6 +15,7 @@ from minidiff.process.ddim import (
     ddim_sigma,
 )
 from minidiff.process.forward import (
+    check_x0_eps,
     log_alpha_bar_ratio,
     q_mean_var,
     q_mean_var_between,
@@ -100,6 +101,7 @@ __all__ = [
     "q_mean_var",
     "q_mean_var_between",
     "q_sample",
+    "check_x0_eps",
     "q_step_mean_var",
     "rescale_zero_terminal_snr",
     "reverse_variance",

@@ -13,7 +13,14 @@ import numpy as np
 from minidiff.process.indexing import as_float64, check_batch, check_t, gather, over_batch
 from minidiff.process.schedule import Schedule
 
-__all__ = ["q_step_mean_var", "q_mean_var", "q_mean_var_between", "q_sample", "log_alpha_bar_ratio"]
+__all__ = [
+    "check_x0_eps",
+    "q_step_mean_var",
+    "q_mean_var",
+    "q_mean_var_between",
+    "q_sample",
+    "log_alpha_bar_ratio",
+]
 
 
 def log_alpha_bar_ratio(schedule: Schedule, s: int | np.ndarray, t: int | np.ndarray) -> np.ndarray:
@@ -120,6 +127,29 @@ def q_mean_var_between(
     return mean, np.array(var)
 
 
+def _is_complex(x) -> bool:
+    is_complex = getattr(x, "is_complex", None)  # a torch tensor's method
+    return bool(is_complex()) if callable(is_complex) else np.iscomplexobj(x)
+
+
+def check_x0_eps(x0, eps) -> None:
+    """The input checks of every q_sample, NumPy (`q_sample`) and torch
+    (`minidiff.diffusion.GaussianDiffusion.q_sample`) alike, with the same messages:
+    x0 and eps real, and eps of x0's shape (torch would broadcast another shape).
+
+    Args:
+        x0, eps: NumPy arrays or torch tensors, (B, ...) each.
+
+    Raises:
+        ValueError: a complex x0 or eps, or an eps whose shape differs from x0's.
+    """
+    for name, value in (("x0", x0), ("eps", eps)):
+        if _is_complex(value):
+            raise ValueError(f"{name} must be real, got a complex array")
+    if tuple(eps.shape) != tuple(x0.shape):
+        raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
+
+
 def q_sample(
     schedule: Schedule, x0: np.ndarray, t: int | np.ndarray, eps: np.ndarray
 ) -> np.ndarray:
@@ -136,10 +166,9 @@ def q_sample(
     Returns:
         x_t: (B, ...).
     """
+    check_x0_eps(np.asarray(x0), np.asarray(eps))
     x0 = as_float64(x0)
     eps = as_float64(eps)
-    if eps.shape != x0.shape:
-        raise ValueError(f"eps must have the shape of x0 {x0.shape}, got {eps.shape}")
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
     return (

@@ -289,7 +289,11 @@ def _check_alpha_bar(values: np.ndarray) -> None:
 
 
 def _check_T(T: int) -> int:
-    if isinstance(T, bool) or int(T) != T or T < 1:
+    try:
+        valid = not isinstance(T, bool) and int(T) == T and T >= 1
+    except (TypeError, ValueError, OverflowError):  # nan, inf, text
+        valid = False
+    if not valid:
         raise ValueError(f"T must be a positive integer, got {T!r}")
     return int(T)
 

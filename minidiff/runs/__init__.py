@@ -18,7 +18,8 @@ from it with the ancestral sampler (Algorithm 2) or DDIM (Song et al. 2021, eq. 
 `save_image_grid` writes the samples as one PNG, `save_loss_plot` the training curve.
 
 A folder holds one run: `train` refuses a folder that holds another one, and continues
-its own with ``resume=True``. Under ``torchrun`` only rank 0 writes.
+its own with ``resume=True``; one trainer at a time holds the folder (`lock_run_folder`).
+Under ``torchrun`` only rank 0 writes.
 
 The pipelines of the command line live here too: `run_toy` (the NumPy toy of ``minidiff
 toy``), `run_demo` (``minidiff demo``), `minidiff.runs.evaluate` (``minidiff evaluate``)
@@ -35,10 +36,12 @@ from typing import Any
 
 # each public name and the module that defines it
 _MODULES = {
-    "data": ("TOY_POINTS", "new_model", "resolve_device", "training_data"),
+    "data": ("TOY_POINTS", "check_training_data", "new_model", "resolve_device",
+             "training_data"),
     "demo": ("DEMO_DATASETS", "run_demo", "run_digits"),
     "evaluate": ("EvaluateSettings",),
     "grids": ("image_grid", "save_image_grid"),
+    "lock": ("RunLockedError", "lock_run_folder"),
     "plots": ("read_metrics", "save_loss_plot"),
     "sampling": ("Run", "load_run", "sample"),
     "store": ("RunError", "check_run_folder", "preset_from_dict", "preset_to_dict",
@@ -55,13 +58,16 @@ __all__ = [  # the names of _MODULES (tests/test_runs.py holds them together)
     "GRID_SAMPLES",
     "Run",
     "RunError",
+    "RunLockedError",
     "TOY_POINTS",
     "TOY_SAMPLERS",
     "ToySettings",
     "check_run_folder",
+    "check_training_data",
     "estimate_step_seconds",
     "image_grid",
     "load_run",
+    "lock_run_folder",
     "new_model",
     "preset_from_dict",
     "preset_to_dict",

@@ -10,7 +10,7 @@ from torch import nn
 
 from minidiff.configs import Preset, build_model
 
-__all__ = ["TOY_POINTS", "new_model", "resolve_device", "training_data"]
+__all__ = ["TOY_POINTS", "check_training_data", "new_model", "resolve_device", "training_data"]
 
 TOY_POINTS = 20_000  # size of the training set drawn for a 2-D preset
 
@@ -98,8 +98,27 @@ def training_data(
     return x0 if device is None else x0.to(device)
 
 
+def check_training_data(p: Preset, data) -> None:
+    """Check that ``data`` (from `training_data`) holds at least one batch of ``p``.
+
+    Raises:
+        ValueError: ``p.training.batch_size`` exceeds the number of examples.
+    """
+    tensor = data.tensors[0] if hasattr(data, "tensors") else data
+    n, batch_size = tensor.shape[0], p.training.batch_size
+    if n < batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the data set "
+            f"({p.data.dataset!r} has {n} examples): choose batch_size <= {n}"
+        )
+
+
 def _check_image_shape(p: Preset, shape: tuple[int, ...]) -> None:
-    if p.model_kind != "unet" or tuple(shape) != p.sample_shape:
+    if p.model_kind != "unet":
+        raise ValueError(f"dataset {p.data.dataset!r} holds images of shape {tuple(shape)} "
+                         f"(C, H, W), but the preset's model {p.model_kind!r} takes points "
+                         f"of shape {p.sample_shape}: use a U-Net model section")  # fmt: skip
+    if tuple(shape) != p.sample_shape:
         raise ValueError(f"dataset {p.data.dataset!r} has images of shape {tuple(shape)} "
                          f"(C, H, W); the preset's model {p.model_kind!r} expects "
                          f"{p.sample_shape}")  # fmt: skip

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from minidiff.atomic import write_text
 from minidiff.runs.toy import ToySettings, one_blas_thread, run_toy
 
 __all__ = ["DEMO_DATASETS", "run_demo", "run_digits"]
@@ -156,7 +157,7 @@ def run_digits(
         "grid_steps": sorted(int(f.stem.split("_")[1]) for f in grids),
         "quality": quality,
     }
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -198,12 +199,5 @@ def run_demo(
         threads=threads, progress=progress,
     )  # fmt: skip
     toy = {name: results[name] for name in DEMO_DATASETS}
-    _write_text(out / "report.md", _report(toy) + "\n" + _digits_report(results["digits"]))
+    write_text(out / "report.md", _report(toy) + "\n" + _digits_report(results["digits"]))
     return results
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    from minidiff.runs.store import write_atomic
-
-    write_atomic(path, text.encode("utf-8"))

@@ -157,7 +157,7 @@ def _reference_features(space, reference: str, train: torch.Tensor, test: torch.
                         n_train: int) -> dict[str, np.ndarray]:  # fmt: skip
     """Features and logits of train[:n_train] and the test split, cached by their settings
     and the SHA-256 of the image data."""
-    from minidiff.data.archive import write_atomic
+    from minidiff.atomic import write_file
     from minidiff.data.fashion_mnist import cache_dir
 
     digest = hashlib.sha256()
@@ -177,7 +177,7 @@ def _reference_features(space, reference: str, train: torch.Tensor, test: torch.
         "test_logits": space.logits(test),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    write_file(path, lambda file: np.savez(file, **arrays))
     return arrays
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minidiff.runs.store import write_atomic
+from minidiff import atomic
 
 __all__ = ["image_grid", "save_image_grid"]
 
@@ -71,7 +71,7 @@ def save_image_grid(images: torch.Tensor | np.ndarray, path: str | os.PathLike,
 
         grid = image_grid(x, nrow).repeat(scale, axis=0).repeat(scale, axis=1)
         Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buffer, format="PNG")
-    write_atomic(path, buffer.getvalue())
+    atomic.write_file(path, buffer.getvalue())
     return path
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from minidiff.runs.store import write_atomic
+from minidiff import atomic
 from minidiff.training.trainer import METRICS_FILE
 
 __all__ = ["read_metrics", "save_loss_plot"]
@@ -53,5 +53,5 @@ def save_loss_plot(run_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     path = Path(path)
-    write_atomic(path, buffer.getvalue())
+    atomic.write_file(path, buffer.getvalue())
     return path

@@ -17,6 +17,7 @@ from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
 from minidiff.runs.data import new_model, resolve_device
 from minidiff.runs.store import RunError, checkpoint_folder, stored_preset
 from minidiff.training.checkpoint import load_checkpoint
+from minidiff.training.checkpoint_files import read_latest
 from minidiff.training.ema import EMA
 from minidiff.training.resume import ScheduleMismatchError, check_schedule
 
@@ -56,18 +57,26 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
         RunError: a checkpoint that stores no preset, or betas other than those its
             preset's schedule builds now (`minidiff.training.resume.check_schedule`).
     """
-    folder = checkpoint_folder(Path(path))
-    p = stored_preset(folder)
     device = resolve_device(device)
-    model, diffusion = new_model(p).to(device), build_diffusion(p)
-    ema = EMA(model, decay=p.training.ema_decay)
-    state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
-    try:
-        check_schedule(state["config"], diffusion, f"the checkpoint {folder}")
-    except ScheduleMismatchError as err:
-        raise RunError(str(err)) from err
-    ema.copy_to(model)
-    return Run(p, model.eval(), diffusion, int(state["step"]), folder)
+    built: dict = {}  # the network of a preset, kept when a read is retried
+
+    def load(folder: Path) -> Run:
+        p = stored_preset(folder)
+        if built.get("preset") != p:
+            model = new_model(p).to(device)
+            built.update(preset=p, model=model, diffusion=build_diffusion(p),
+                         ema=EMA(model, decay=p.training.ema_decay))  # fmt: skip
+        model, ema, diffusion = built["model"], built["ema"], built["diffusion"]
+        state = load_checkpoint(folder, model=model, ema=ema, map_location=device)
+        try:
+            check_schedule(state["config"], diffusion, f"the checkpoint {folder}")
+        except ScheduleMismatchError as err:
+            raise RunError(str(err)) from err
+        ema.copy_to(model)
+        return Run(p, model.eval(), diffusion, int(state["step"]), folder)
+
+    # a run that is training: read again if the trainer replaced the checkpoint meanwhile
+    return read_latest(lambda: checkpoint_folder(Path(path)), load)
 
 
 def default_steps(p: Preset, sampler: str) -> int | None:

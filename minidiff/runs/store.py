@@ -25,15 +25,16 @@ from minidiff.configs import (
     SamplingConfig,
     build_diffusion,
 )
-from minidiff.data import archive
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.sections import from_plain, leaves, to_plain
 from minidiff.training.checkpoint import (
     MARKER,
+    CheckpointError,
     CheckpointNotFoundError,
     find_latest_checkpoint,
     read_checkpoint_config,
 )
+from minidiff.training.checkpoint_files import checkpoint_candidates
 from minidiff.training.config import TrainConfig, is_resumable
 from minidiff.training.resume import ScheduleMismatchError, check_schedule
 from minidiff.training.trainer import CHECKPOINT_DIR, METRICS_FILE
@@ -193,6 +194,19 @@ def _differences(saved: Preset, given: Preset) -> list[str]:
     ]
 
 
+def _latest_preset(directory: Path) -> tuple[Path, Preset] | None:
+    """The newest checkpoint in ``directory`` whose preset reads, with the preset (a
+    resume passes over the newer ones that do not load); None if there is none."""
+    candidates = checkpoint_candidates(directory)
+    for folder in candidates:
+        try:
+            return folder, stored_preset(folder)
+        except CheckpointError:
+            if folder == candidates[-1]:
+                raise
+    return None
+
+
 def _settings(p: Preset) -> dict[str, tuple[Any, bool]]:
     """(value, whether a resumed run may change it) of every setting of ``p``, by path."""
     settings = {}
@@ -212,8 +226,8 @@ def check_run_folder(
 
     A new run needs a folder without a run's files (other files are left alone). A
     resumed run needs the same preset as the one saved, up to the settings marked
-    `minidiff.training.config.resumable`, and its checkpoint's betas must be those of
-    ``diffusion`` (default: `build_diffusion` of ``p``).
+    `minidiff.training.config.resumable`, and its newest readable checkpoint's betas must
+    be those of ``diffusion`` (default: `build_diffusion` of ``p``).
 
     Returns:
         Whether there is a checkpoint to resume from.
@@ -233,10 +247,10 @@ def check_run_folder(
             f"{out} already holds a run ({', '.join(found)}): resume it with resume=True "
             "(minidiff train --resume), or choose another folder"
         )
-    latest = find_latest_checkpoint(out / CHECKPOINT_DIR)
     saved = [(out / RUN_FILE, _read_run_file(out / RUN_FILE))] if RUN_FILE in found else []
+    latest = _latest_preset(out / CHECKPOINT_DIR)
     if latest is not None:
-        saved.append((latest, stored_preset(latest)))
+        saved.append(latest)
     for source, old in saved:
         differences = _differences(old, p)
         if differences:
@@ -246,14 +260,10 @@ def check_run_folder(
                 + "; choose another folder, or resume with the saved settings"
             )
     if latest is not None:
+        folder = latest[0]
         try:
-            check_schedule(read_checkpoint_config(latest), diffusion or build_diffusion(p),
-                           f"the checkpoint {latest}")  # fmt: skip
+            check_schedule(read_checkpoint_config(folder), diffusion or build_diffusion(p),
+                           f"the checkpoint {folder}")  # fmt: skip
         except ScheduleMismatchError as err:
             raise RunError(str(err)) from err
     return latest is not None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (`minidiff.data.archive.write_atomic`)."""
-    archive.write_atomic(path, lambda file: file.write(data))

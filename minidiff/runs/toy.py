@@ -10,7 +10,6 @@ NumPy (`minidiff.toy`).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minidiff.atomic import write_file, write_text
 from minidiff.process import ddim_timesteps, toy_schedule
 from minidiff.toy.datasets import make_dataset
 from minidiff.toy.metrics import energy_distance, mmd, sliced_wasserstein
@@ -72,9 +72,7 @@ def _save_figure(
     plot_trajectory(
         trajectory, ts, axes=[figure.add_subplot(grid[1, i]) for i in range(len(ts))], labels=labels
     )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    _write(path, buffer.getvalue())
+    write_file(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
 def _panels(steps, schedule) -> list[int]:
@@ -171,15 +169,8 @@ def run_toy(settings: ToySettings, out: Path) -> dict:
     _save_figure(
         out / "samples.png", data[: settings.n_samples], samples, trajectory, ts, labels, title
     )
-    _write(out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (torch loads here, after the NumPy work)."""
-    from minidiff.runs.store import write_atomic
-
-    write_atomic(path, data)
 
 
 @contextlib.contextmanager

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from minidiff import atomic
 from minidiff.configs import Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.runs.data import new_model, resolve_device, training_data
+from minidiff.runs.data import check_training_data, new_model, resolve_device, training_data
 from minidiff.runs.grids import save_image_grid
+from minidiff.runs.lock import lock_run_folder
 from minidiff.runs.sampling import default_steps, draw_samples
 from minidiff.runs.store import (
     RUN_FILE,
@@ -20,7 +22,6 @@ from minidiff.runs.store import (
     SAMPLES_DIR,
     check_run_folder,
     preset_to_dict,
-    write_atomic,
 )
 from minidiff.training.distributed import current_rank_and_world
 from minidiff.training.trainer import METRICS_FILE, Trainer
@@ -63,29 +64,37 @@ def train(
         The finished `Trainer` (its ``step``, ``model``, ``ema``, ``checkpoint_dir``).
 
     Raises:
-        RunError: see `check_run_folder`; nothing is written then.
+        RunError: see `check_run_folder`; nothing is written then. `RunLockedError`:
+            another trainer holds ``out_dir`` (`lock_run_folder`, held until the end).
+        ValueError: ``out_dir`` cannot be created, or the data is smaller than a batch.
+        CheckpointError: resuming, no checkpoint loads; nothing is written then.
     """
     out, device = Path(out_dir), resolve_device(device)
+    atomic.check_output_location(out, "out_dir")
     model = new_model(p) if model is None else model
     diffusion = build_diffusion(p) if diffusion is None else diffusion
     has_checkpoint = check_run_folder(p, out, resume=resume, diffusion=diffusion)
     if data is None:
         data = training_data(p, root=root, download=download, device=device)
+    check_training_data(p, data)
     rank, world_size = current_rank_and_world()
     if world_size > 1:  # every rank has read the folder before rank 0 writes to it
         torch.distributed.barrier()
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        record = {"format": RUN_FORMAT, "preset": preset_to_dict(p)}
-        write_atomic(out / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
-        if not has_checkpoint:  # log lines of an earlier start that never saved a checkpoint
-            (out / METRICS_FILE).unlink(missing_ok=True)
-    hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if rank == 0 else None
-    trainer = Trainer(
-        model, diffusion, data, p.training, out_dir=out, device=device, resume=has_checkpoint,
-        progress=progress and rank == 0, sample_fn=hook, run_info={"preset": preset_to_dict(p)},
-    )  # fmt: skip
-    trainer.train()
+    with lock_run_folder(out) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:  # again, now that no other trainer can write to the folder
+            has_checkpoint = check_run_folder(p, out, resume=resume, diffusion=diffusion)
+        hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if rank == 0 else None
+        trainer = Trainer(  # resuming loads here, before anything is written
+            model, diffusion, data, p.training, out_dir=out, device=device,
+            resume=has_checkpoint, progress=progress and rank == 0, sample_fn=hook,
+            run_info={"preset": preset_to_dict(p)},
+        )  # fmt: skip
+        if rank == 0:
+            record = {"format": RUN_FORMAT, "preset": preset_to_dict(p)}
+            atomic.write_json(out / RUN_FILE, record, indent=2)
+            if not has_checkpoint:  # log lines of an earlier start that saved no checkpoint
+                (out / METRICS_FILE).unlink(missing_ok=True)
+        trainer.train()
     return trainer
 
 

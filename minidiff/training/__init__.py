@@ -2,10 +2,10 @@
 
 The training loop of Ho et al. (2020), Algorithm 1, with exact resumption (`Trainer`,
 `TrainConfig`), the exponential moving average of the weights (`EMA`), crash-safe
-checkpoints that load without unsafe unpickling (`save_checkpoint`, `load_checkpoint`,
-`find_latest_checkpoint`), the capture of random-number-generator states
-(`capture_rng_state`, `restore_rng_state`), and data-parallel training through
-torch.distributed (`setup_distributed`).
+checkpoints, verified by content, that load without unsafe unpickling (`save_checkpoint`,
+`load_checkpoint`, `find_latest_checkpoint`, `repair_checkpoints`), the capture of
+random-number-generator states (`capture_rng_state`, `restore_rng_state`), and
+data-parallel training through torch.distributed (`setup_distributed`).
 """
 
 from minidiff.training.checkpoint import (
@@ -13,9 +13,12 @@ from minidiff.training.checkpoint import (
     CheckpointNotFoundError,
     find_latest_checkpoint,
     load_checkpoint,
+    load_latest_checkpoint,
     read_checkpoint_config,
+    repair_checkpoints,
     save_checkpoint,
 )
+from minidiff.training.checkpoint_files import DiskFullError
 from minidiff.training.config import (
     MEMORY_FORMATS,
     PRECISIONS,
@@ -40,6 +43,7 @@ __all__ = [
     "PRECISIONS",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "DiskFullError",
     "DistributedContext",
     "NonFiniteLossError",
     "TrainConfig",
@@ -48,7 +52,9 @@ __all__ = [
     "cleanup_distributed",
     "find_latest_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "read_checkpoint_config",
+    "repair_checkpoints",
     "resolve_memory_format",
     "restore_rng_state",
     "resumable",

@@ -7,19 +7,22 @@ Layout of a checkpoint directory::
         model.safetensors     the model's state_dict (safetensors: no code, no pickle)
         ema.safetensors       the EMA shadow weights (if an EMA was saved)
         state.pt              optimizer, scheduler, step, data state, RNG state, config
-        checkpoint.json       completion marker: format, version, step, file sizes
+        checkpoint.json       completion marker: format, version, step, each file's size
+                              and SHA-256 (`minidiff.training.checkpoint_files`)
       step_000200/
       latest.json             {"step": 200, "name": "step_000200"}
 
 ``state.pt`` is read only with ``torch.load(..., weights_only=True)``, which refuses
 anything but tensors and plain containers and numbers: a crafted file cannot run code.
+Each file is read once, checked against its SHA-256 and parsed from those bytes.
 
-Saving is atomic, by the file-system mechanics of `minidiff.training.atomic`: (1) every
+Saving is atomic, by the file-system mechanics of `minidiff.atomic`: (1) every
 file is written into ``.tmp-step_000200-XXXX`` and fsynced, the marker last; (2) the
 folder is renamed to ``step_000200``; (3) ``latest.json`` is replaced atomically: the
 commit point; (4) the leftovers of interrupted saves, and checkpoints beyond
-``keep_last``, are deleted. A crash before (3) leaves the previous checkpoint as the
-latest; after (3), the new one.
+``keep_last``, are deleted (`repair_checkpoints`, which also finishes the clean-up of a
+save killed after (3)). A crash before (3) leaves the previous checkpoint as the latest;
+after (3), the new one.
 
 `find_latest_checkpoint` follows ``latest.json``, ignores temporaries and folders without
 a valid marker, and scans the step folders, largest step first, when the pointer is
@@ -32,9 +35,8 @@ puts it back. One process writes to a directory.
 from __future__ import annotations
 
 import io
-import json
 import os
-import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,125 +45,40 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from minidiff.training import atomic
+from minidiff import atomic
+from minidiff.training.checkpoint_files import (
+    EMA_FILE,
+    FORMAT,
+    LATEST,
+    MARKER,
+    MODEL_FILE,
+    STATE_FILE,
+    CheckpointError,
+    CheckpointNotFoundError,
+    checkpoint_candidates,
+    find_latest_checkpoint,
+    make_marker,
+    read_file,
+    read_latest,
+    read_marker,
+    recover,
+    repair_checkpoints,
+    step_name,
+)
 from minidiff.training.ema import EMA, _compare_shapes
+
+STATE_VERSION = 1  # the layout of state.pt
 
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
     "save_checkpoint",
     "load_checkpoint",
+    "load_latest_checkpoint",
     "find_latest_checkpoint",
     "read_checkpoint_config",
+    "repair_checkpoints",
 ]
-
-FORMAT = "minidiff-checkpoint"
-VERSION = 1
-MARKER = "checkpoint.json"
-LATEST = "latest.json"
-MODEL_FILE = "model.safetensors"
-EMA_FILE = "ema.safetensors"
-STATE_FILE = "state.pt"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is foreign, corrupt, incomplete or does not fit the model."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """No checkpoint at the given path."""
-
-
-# -- reading -----------------------------------------------------------------------------
-
-
-def _step_name(step: int) -> str:
-    return f"step_{step:06d}"
-
-
-def _read_marker(folder: Path) -> dict[str, Any]:
-    """The parsed, validated marker of ``folder``; raises CheckpointError if incomplete."""
-    marker_path = folder / MARKER
-    if not marker_path.is_file():
-        raise CheckpointError(
-            f"{folder} is not a complete minidiff checkpoint: {MARKER} is missing"
-        )
-    try:
-        marker = json.loads(marker_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{marker_path} is not valid JSON: {err}") from err
-    if not isinstance(marker, dict) or marker.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{folder} is not a minidiff checkpoint ({MARKER} lacks format {FORMAT!r})"
-        )
-    if marker.get("version") != VERSION:
-        raise CheckpointError(f"{folder}: unsupported checkpoint version {marker.get('version')!r}")
-    files = marker.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files or STATE_FILE not in files:
-        raise CheckpointError(f"{folder}: {MARKER} does not list {MODEL_FILE} and {STATE_FILE}")
-    for name, size in files.items():
-        if name not in (MODEL_FILE, EMA_FILE, STATE_FILE) or not isinstance(size, int):
-            raise CheckpointError(f"{folder}: {MARKER} lists an unknown file {name!r}")
-        path = folder / name
-        if not path.is_file():
-            raise CheckpointError(f"{folder} is incomplete: {name} is missing")
-        if path.stat().st_size != size:
-            raise CheckpointError(
-                f"{folder} is corrupt: {name} has {path.stat().st_size} bytes, expected {size}"
-            )
-    return marker
-
-
-def _is_complete(folder: Path) -> bool:
-    try:
-        _read_marker(folder)
-    except (CheckpointError, OSError):
-        return False
-    return True
-
-
-def _step_folders(directory: Path) -> list[tuple[int, Path]]:
-    """``(step, folder)`` for every ``step_N`` folder, by increasing step."""
-    found = []
-    for entry in directory.iterdir():
-        match = _STEP_DIR.match(entry.name)
-        if match and entry.is_dir():
-            found.append((int(match.group(1)), entry))
-    return sorted(found)
-
-
-def _set_aside(directory: Path) -> list[tuple[int, Path]]:
-    """``(step, folder)`` for the ``.old-step_N-XXXX/step_N`` copies moved aside by a
-    re-save of step N that was interrupted before its commit."""
-    copies = [(_STEP_DIR.match(inner.name), inner) for inner in atomic.set_aside_folders(directory)]
-    return sorted((int(match.group(1)), inner) for match, inner in copies if match)
-
-
-def find_latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint in ``directory``, or None if there is none.
-
-    Follows ``latest.json`` when it names a complete checkpoint; otherwise returns the
-    complete ``step_N`` folder with the largest ``N``. Temporaries are ignored.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    try:
-        pointer = json.loads((directory / LATEST).read_text(encoding="utf-8"))
-        name = pointer["name"]
-        if isinstance(name, str) and _STEP_DIR.match(name) and _is_complete(directory / name):
-            return directory / name
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing or broken pointer: scan instead
-    # largest step first; at equal steps the step_N folder before a copy set aside
-    candidates = [(step, 1, folder) for step, folder in _step_folders(directory)]
-    candidates += [(step, 0, folder) for step, folder in _set_aside(directory)]
-    for _, _, folder in sorted(candidates, reverse=True):
-        if _is_complete(folder):
-            return folder
-    return None
-
 
 # -- saving ------------------------------------------------------------------------------
 
@@ -238,11 +155,11 @@ def save_checkpoint(
     _check_plain_data(data_state=data_state, rng_state=rng_state, config=config)
     parent = Path(path_or_dir)
     parent.mkdir(parents=True, exist_ok=True)
-    _recover(parent)
-    name = _step_name(step)
+    recover(parent)
+    name = step_name(step)
     state = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": STATE_VERSION,
         "step": step,
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
@@ -257,31 +174,20 @@ def save_checkpoint(
     if ema is not None:
         payloads[EMA_FILE] = safetensors.torch.save(_tensors_for_safetensors(ema.shadow))
     payloads[STATE_FILE] = buffer.getvalue()
-    sizes = {file: len(data) for file, data in payloads.items()}
-    marker = {"format": FORMAT, "version": VERSION, "step": step, "files": sizes}
-    payloads[MARKER] = json.dumps(marker, indent=2).encode("utf-8")  # written last
+    payloads[MARKER] = make_marker(step, payloads)  # written last
 
     aside = atomic.write_folder(parent, name, payloads)  # re-saving: the old copy, set aside
     final = parent / name
     atomic.write_json(parent / LATEST, {"step": step, "name": name})  # the commit point
     if aside is not None:
         atomic.remove_tree(aside)
-    atomic.remove_temporaries(parent, "step_", [LATEST])
-    if keep_last is not None:
-        complete = [folder for _, folder in _step_folders(parent) if _is_complete(folder)]
-        atomic.prune(complete, keep_last, keep=final)
+    repair_checkpoints(parent, keep_last)  # leftovers, and checkpoints beyond keep_last
     return final
 
 
 def _ema_counters(ema: EMA) -> dict[str, Any]:
     """The EMA's state without its tensors (those go to ema.safetensors)."""
     return {key: value for key, value in ema.state_dict().items() if key != "shadow"}
-
-
-def _recover(parent: Path) -> None:
-    """Put back a checkpoint set aside by an interrupted re-save, if its name is free."""
-    names = {inner.name for step, inner in _set_aside(parent) if inner.name == _step_name(step)}
-    atomic.recover_set_aside(parent, lambda inner: inner.name in names and _is_complete(inner))
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -303,23 +209,26 @@ def _resolve(path: Path) -> Path:
     return latest
 
 
-def _load_tensors(path: Path, device: str) -> dict[str, torch.Tensor]:
+def _load_tensors(path: Path, data: bytes, device: str) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path`` from its bytes ``data``."""
     try:
-        return safetensors.torch.load_file(path, device=device)
-    except (SafetensorError, OSError, ValueError) as err:
+        tensors = safetensors.torch.load(data)
+    except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+    return {key: value.to(device) for key, value in tensors.items()}
 
 
-def _load_state(path: Path, map_location: Any) -> dict[str, Any]:
+def _load_state(path: Path, data: bytes, map_location: Any) -> dict[str, Any]:
+    """The state of the state.pt file ``path`` from its bytes ``data``."""
     try:
-        state = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location or "cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any refusal or corruption is a bad checkpoint
         raise CheckpointError(
-            f"{path} could not be loaded with weights_only=True (it is corrupt, or holds "
-            f"objects other than tensors and plain data, which are refused): {err}"
-        ) from err
+            f"{path} is not a valid minidiff checkpoint and was not loaded: it is corrupt, or "
+            f"holds objects other than tensors and plain data ({type(err).__name__})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a minidiff checkpoint state")
+        raise CheckpointError(f"{path} is not a valid minidiff checkpoint state")
     return state
 
 
@@ -331,8 +240,8 @@ def read_checkpoint_config(folder: str | os.PathLike) -> dict[str, Any] | None:
         CheckpointError: ``folder`` is not a complete, readable minidiff checkpoint.
     """
     folder = Path(folder)
-    _read_marker(folder)
-    return _load_state(folder / STATE_FILE, "cpu").get("config")
+    data = read_file(folder, STATE_FILE, read_marker(folder))
+    return _load_state(folder / STATE_FILE, data, "cpu").get("config")
 
 
 def _config_differences(saved: Any, expected: dict[str, Any]) -> list[str]:
@@ -372,14 +281,26 @@ def load_checkpoint(
 
     Raises:
         CheckpointNotFoundError: nothing at ``path``.
-        CheckpointError: not a minidiff checkpoint, incomplete or corrupt, a state.pt that
-            ``weights_only`` refuses, keys or shapes that differ from ``model``'s (listed),
-            a config that differs, or a requested part (EMA, optimizer) that was not saved.
+        CheckpointError: not a minidiff checkpoint, incomplete or corrupt (a file whose
+            SHA-256 differs from the marker's), a state.pt that ``weights_only``
+            refuses, keys or shapes that differ from ``model``'s (listed), a config that
+            differs, or a requested part (EMA, optimizer) that was not saved.
     """
-    folder = _resolve(Path(path))
-    marker = _read_marker(folder)
+    path = Path(path)
+    parts = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}
+    return read_latest(  # a run directory: read again if its trainer replaced the latest
+        lambda: _resolve(path), lambda folder: _load(folder, map_location, config, **parts)
+    )
+
+
+def _load(folder: Path, map_location, config, *, model, ema, optimizer, scheduler):
+    """`load_checkpoint` of the checkpoint ``folder``."""
+    marker = read_marker(folder)
+    wanted = [STATE_FILE, MODEL_FILE, *([EMA_FILE] if ema is not None else [])]
+    # every file read (and verified) first, parsed after: a consistent snapshot
+    blobs = {name: read_file(folder, name, marker) for name in wanted if name in marker["files"]}
     device = "cpu" if map_location is None else str(torch.device(map_location))
-    state = _load_state(folder / STATE_FILE, map_location)
+    state = _load_state(folder / STATE_FILE, blobs[STATE_FILE], map_location)
     if state.get("step") != marker.get("step"):
         raise CheckpointError(
             f"{folder} is inconsistent: {STATE_FILE} has step {state.get('step')!r}, "
@@ -389,7 +310,7 @@ def load_checkpoint(
         differences = _config_differences(state.get("config"), config)
         if differences:
             raise CheckpointError(f"{folder}: config differs: " + "; ".join(differences))
-    weights = _load_tensors(folder / MODEL_FILE, device)
+    weights = _load_tensors(folder / MODEL_FILE, blobs[MODEL_FILE], device)
     problems = _compare_shapes(model.state_dict(), weights)
     if problems:
         raise CheckpointError(f"{folder} does not fit the model: " + "; ".join(problems))
@@ -397,7 +318,8 @@ def load_checkpoint(
     if ema is not None:
         if state.get("ema") is None or EMA_FILE not in marker["files"]:
             raise CheckpointError(f"{folder} holds no EMA, but ema was given")
-        ema_state = dict(state["ema"], shadow=_load_tensors(folder / EMA_FILE, device))
+        shadow = _load_tensors(folder / EMA_FILE, blobs[EMA_FILE], device)
+        ema_state = dict(state["ema"], shadow=shadow)
         problems = _compare_shapes(ema.shadow, ema_state["shadow"])
         if problems:
             raise CheckpointError(f"{folder}: the EMA does not fit: " + "; ".join(problems))
@@ -419,3 +341,33 @@ def load_checkpoint(
         "config": state.get("config"),
         "path": folder,
     }
+
+
+def load_latest_checkpoint(directory: str | os.PathLike, **parts: Any) -> dict[str, Any]:
+    """`load_checkpoint` of the newest checkpoint in ``directory`` that loads: one that
+    fails (corrupt, unreadable) is passed over with a one-line `RepairWarning`, and the
+    one before it is tried.
+
+    Args:
+        directory: a checkpoint directory (holding ``step_N`` folders).
+        parts: the keyword arguments of `load_checkpoint` (``model``, ``ema``, ...).
+
+    Raises:
+        CheckpointNotFoundError: no complete checkpoint in ``directory``.
+        CheckpointError: none of them loads (the message gives the newest one's reason).
+    """
+    candidates = checkpoint_candidates(directory)
+    if not candidates:
+        raise CheckpointNotFoundError(f"no checkpoint to resume from in {directory}")
+    failures = []
+    for folder in candidates:
+        try:
+            info = load_checkpoint(folder, **parts)
+        except CheckpointError as err:
+            failures.append(err)
+            continue
+        for err in failures:
+            warnings.warn(f"passed over a checkpoint that does not load: {err}",
+                          atomic.RepairWarning, stacklevel=2)  # fmt: skip
+        return info
+    raise CheckpointError(f"no checkpoint in {directory} loads; the latest: {failures[0]}")

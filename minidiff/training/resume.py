@@ -5,15 +5,26 @@ A checkpoint's config stores the `TrainConfig` and, under ``"beta"``, the schedu
 beta_0..beta_T (beta_0 = 0, paper indexing). A schedule is rebuilt from its name and T,
 so a changed default (other endpoints, another offset) would silently train or sample an
 old run with another process; `check_schedule` refuses that instead.
+
+`load_resume_state` loads the checkpoint a resume continues from: the newest one in a
+checkpoint directory that loads, after an interrupted clean-up there is finished.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from minidiff.process import Schedule
+from minidiff.training.checkpoint import (
+    load_checkpoint,
+    load_latest_checkpoint,
+    repair_checkpoints,
+)
+from minidiff.training.checkpoint_files import step_name
 from minidiff.training.config import TRAJECTORY_KEYS
 
 __all__ = [
@@ -21,6 +32,7 @@ __all__ = [
     "BETA_RTOL",
     "ScheduleMismatchError",
     "check_schedule",
+    "load_resume_state",
     "schedule_record",
     "trajectory_differences",
 ]
@@ -95,3 +107,30 @@ def trajectory_differences(saved: Any, current: dict[str, Any]) -> list[str]:
 def _plain(value: Any) -> Any:
     """Tuples as lists, so that a config read back compares equal to the dataclass's."""
     return list(value) if isinstance(value, tuple) else value
+
+
+def load_resume_state(
+    directory: Path, path: str | os.PathLike | None, *, repair: bool, keep_last: int | None,
+    **parts: Any,
+) -> tuple[dict[str, Any], Path]:  # fmt: skip
+    """`load_checkpoint` of the checkpoint ``path``, or (``path`` None) of the newest one
+    in ``directory`` that loads (`load_latest_checkpoint`), with the folder it came from.
+
+    Args:
+        directory: the run's checkpoint directory.
+        path: a checkpoint folder, or None for the latest in ``directory``.
+        repair: finish or roll back an interrupted save or clean-up in ``directory``
+            first (`repair_checkpoints`, keeping ``keep_last``): the writing rank only.
+        keep_last: the checkpoints a repair keeps (None: all).
+        parts: the keyword arguments of `load_checkpoint` (``model``, ``ema``, ...).
+
+    Raises:
+        CheckpointNotFoundError: no checkpoint.
+        CheckpointError: no checkpoint loads.
+    """
+    if path is not None:
+        return load_checkpoint(path, **parts), Path(path)
+    if repair:
+        repair_checkpoints(directory, keep_last)
+    state = load_latest_checkpoint(directory, **parts)
+    return state, directory / step_name(state["step"])

@@ -32,12 +32,8 @@ from torch import nn
 
 from minidiff.data import BatchLoader
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.training.checkpoint import (
-    CheckpointNotFoundError,
-    find_latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from minidiff.training.checkpoint import find_latest_checkpoint, save_checkpoint
+from minidiff.training.checkpoint_files import check_disk_full
 from minidiff.training.config import (
     TrainConfig,
     resolve_autocast,
@@ -52,11 +48,12 @@ from minidiff.training.metrics import (
     METRICS_FILE,
     MetricsInterval,
     append_record,
-    truncate_metrics,
+    trim_log,
 )
 from minidiff.training.resume import (
     BETA_KEY,
     check_schedule,
+    load_resume_state,
     schedule_record,
     trajectory_differences,
 )
@@ -158,6 +155,7 @@ class Trainer:
         self.run_info = run_info
         self.step = 0
         self.skipped = 0
+        self.saved_step: int | None = None  # the step of the checkpoint saved or loaded last
         self.nonfinite_in_a_row = 0
         self._interval = MetricsInterval()
         if resume:
@@ -306,9 +304,11 @@ class Trainer:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-            latest = find_latest_checkpoint(self.checkpoint_dir)
-            if self.rank == 0 and (latest is None or latest.name != f"step_{self.step:06d}"):
+            if self.rank == 0 and self.saved_step != self.step:
                 self.save()
+        except OSError as err:
+            check_disk_full(err, self.checkpoint_dir, self.step)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -350,11 +350,12 @@ class Trainer:
             "skipped": self.skipped,
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
         }
+        self.saved_step = self.step
         return save_checkpoint(
             self.checkpoint_dir, model=self.model, ema=self.ema, optimizer=self.optimizer,
             step=self.step, data_state=data_state,
             rng_state=capture_rng_state(self._generators()),
-                config={**self.config.to_dict(), "run": self.run_info,
+            config={**self.config.to_dict(), "run": self.run_info,
                     BETA_KEY: schedule_record(self.diffusion)},
             keep_last=self.config.keep_last,
         )  # fmt: skip
@@ -364,29 +365,29 @@ class Trainer:
 
         The saved trajectory settings (`TRAJECTORY_KEYS`) must equal this config's; the
         others (steps, logging and checkpoint intervals) may change. The saved betas must
-        be this diffusion's (`minidiff.training.resume.check_schedule`). Lines of
-        ``metrics.jsonl`` after the checkpoint's step (from a run that crashed) are dropped.
+        be this diffusion's (`check_schedule`). The checkpoint: `load_resume_state`. Lines
+        of ``metrics.jsonl`` after its step (from a run that crashed) and a torn last line
+        are dropped (`trim_log`).
 
         Raises:
             CheckpointNotFoundError: no checkpoint.
+            CheckpointError: no checkpoint loads.
             ValueError: a trajectory setting or the schedule differs from the saved one.
         """
-        path = self.checkpoint_dir if path is None else Path(path)
-        if path == self.checkpoint_dir and find_latest_checkpoint(path) is None:
-            raise CheckpointNotFoundError(f"no checkpoint to resume from in {path}")
-        state = load_checkpoint(
-            path, model=self.model, ema=self.ema, optimizer=self.optimizer,
-            map_location=self.device,
+        state, path = load_resume_state(
+            self.checkpoint_dir, path, repair=self.rank == 0, keep_last=self.config.keep_last,
+            model=self.model, ema=self.ema, optimizer=self.optimizer, map_location=self.device,
         )  # fmt: skip
         differences = trajectory_differences(state["config"], self.config.to_dict())
         if differences:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(differences))
         check_schedule(state["config"], self.diffusion, f"the checkpoint {path}")
         data = state["data_state"]
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         self.data_order.restore(data["epoch"], data["position"])
         self.skipped = int(data["skipped"])
         self.nonfinite_in_a_row = int(data["nonfinite_in_a_row"])
         restore_rng_state(state["rng_state"], self._generators())
-        truncate_metrics(self.out_dir / METRICS_FILE, self.step)
+        if self.rank == 0:
+            trim_log(self.out_dir / METRICS_FILE, self.step)
         return self.step

@@ -382,3 +382,27 @@ def test_bad_inputs_raise_clear_errors(case):
     call, match = BAD_INPUTS[case]
     with pytest.raises(ValueError, match=match):
         call(diffusion, learned)
+
+
+BAD_Q_SAMPLE_INPUTS = {
+    "eps of another shape": (np.ones((2, 3)), np.ones((2, 1))),
+    "eps of another batch": (np.ones((2, 3)), np.ones((4, 3))),
+    "complex x0": (np.ones((2, 3)) + 1j, np.ones((2, 3))),
+    "complex eps": (np.ones((2, 3)), np.ones((2, 3)) + 0.5j),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_Q_SAMPLE_INPUTS))
+def test_q_sample_refuses_the_same_bad_inputs_with_the_same_message_at_both_layers(case):
+    """An eps of another shape (which torch would broadcast) or batch, or a complex x0
+    or eps: `GaussianDiffusion.q_sample` raises the ValueError that
+    `minidiff.process.q_sample` raises, word for word."""
+    x0, eps = BAD_Q_SAMPLE_INPUTS[case]
+    schedule = process.linear_schedule(10)
+    with pytest.raises(ValueError) as numpy_error:
+        process.q_sample(schedule, x0, np.array([1, 2]), eps)
+    with pytest.raises(ValueError) as torch_error:
+        GaussianDiffusion(schedule).q_sample(
+            torch.from_numpy(x0), torch.tensor([1, 2]), torch.from_numpy(eps)
+        )
+    assert str(torch_error.value) == str(numpy_error.value)

@@ -190,3 +190,14 @@ def test_batch_of_steps_needs_matching_batch():
     """t: (B,) with x whose leading dimension is not B raises ValueError."""
     with pytest.raises(ValueError, match="batch"):
         q_mean_var(linear_schedule(10), np.zeros((4, 2)), np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("name", ["x0", "eps"])
+def test_q_sample_refuses_a_complex_input_by_name(name):
+    """A complex x0 or eps is refused with a ValueError naming it, instead of losing its
+    imaginary part with a warning."""
+    schedule = linear_schedule(10)
+    values = {"x0": np.ones((2, 3)), "eps": np.ones((2, 3))}
+    values[name] = values[name] + 1j
+    with pytest.raises(ValueError, match=f"{name} must be real"):
+        q_sample(schedule, values["x0"], np.array([1, 2]), values["eps"])

@@ -273,6 +273,13 @@ def test_posterior_log_var_clipped_replaces_t1_by_t2(schedule):
     assert np.all(np.isfinite(clipped))
 
 
+@pytest.mark.parametrize("T", [float("nan"), float("inf"), "ten", 2.5, 0])
+def test_a_bad_number_of_steps_is_refused_naming_T(T):
+    """T = nan, inf, a string, a fraction or 0: a ValueError that names T and its value."""
+    with pytest.raises(ValueError, match=r"T must be a positive integer, got"):
+        linear_schedule(T)
+
+
 @given(schedules(zero_terminal_snr=True))
 def test_fixed_large_var_is_beta_with_beta_tilde_2_at_t1(schedule):
     """fixed_large_var_t = beta_t for t >= 2, beta_tilde_2 at t = 1 (Ho et al. 2020's code;

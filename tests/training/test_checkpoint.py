@@ -3,14 +3,20 @@ refusal of pickled code and of foreign or mismatched checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import shutil
+import threading
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from minidiff import atomic as atomic_module
 from minidiff.training import (
     EMA,
     CheckpointError,
@@ -19,10 +25,10 @@ from minidiff.training import (
     find_latest_checkpoint,
     load_checkpoint,
     read_checkpoint_config,
+    repair_checkpoints,
     restore_rng_state,
     save_checkpoint,
 )
-from minidiff.training import atomic as atomic_module
 
 CONFIG = {"lr": 1e-3, "batch_size": 4, "name": "tiny", "dims": [3, 8, 2]}
 
@@ -193,8 +199,10 @@ def _instrument(monkeypatch, crash_at: int | None, log: list):
                 if _name == "write_bytes":
                     with open(args[0], "xb") as file:
                         file.write(args[1][: len(args[1]) // 2])
-                if _name == "remove_tree":
-                    next(p for p in args[0].rglob("*") if p.is_file()).unlink()
+                if _name == "remove_tree":  # deletes one file first, if there is one
+                    for file in (p for p in args[0].rglob("*") if p.is_file()):
+                        file.unlink()
+                        break
                 raise _Crash(f"crash at call {crash_at}: {_name}")
             return _real(*args)
 
@@ -273,20 +281,40 @@ class _Payload:
         return (open, (self.path, "w"))
 
 
-def test_a_pickle_payload_in_state_is_refused_and_never_runs(tmp_path):
-    """A state.pt whose unpickling would run code (here: create a file) is refused by
-    ``weights_only=True`` with a CheckpointError, and the file is not created; the same
-    bytes loaded unsafely do run the code, so the payload is live."""
-    folder = save_checkpoint(tmp_path, model=_model(), step=1)
-    sentinel = tmp_path / "payload_ran"
+def reseal(folder, name) -> None:
+    """Record the current size (and SHA-256, where the marker keeps one) of ``name`` in
+    the marker of ``folder``, as a tamperer who rewrites the marker would."""
+    marker = json.loads((folder / "checkpoint.json").read_text())
+    data = (folder / name).read_bytes()
+    entry = marker["files"][name]
+    if isinstance(entry, dict):
+        entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    else:
+        marker["files"][name] = len(data)
+    (folder / "checkpoint.json").write_text(json.dumps(marker))
+
+
+def tamper_state(folder, sentinel) -> None:
+    """Put a pickle payload that creates ``sentinel`` into the state.pt of ``folder``."""
     state = torch.load(folder / "state.pt", weights_only=True)
     state["config"] = _Payload(sentinel)
     torch.save(state, folder / "state.pt")
-    marker = json.loads((folder / "checkpoint.json").read_text())
-    marker["files"]["state.pt"] = (folder / "state.pt").stat().st_size
-    (folder / "checkpoint.json").write_text(json.dumps(marker))
-    with pytest.raises(CheckpointError, match="weights_only"):
+    reseal(folder, "state.pt")
+
+
+def test_a_pickle_payload_in_state_is_refused_in_one_line_and_never_runs(tmp_path):
+    """A state.pt whose unpickling would run code (here: create a file) is refused by
+    ``weights_only=True`` with a one-line CheckpointError that says the file is not a
+    valid checkpoint and was not loaded (not torch's advice to load it unsafely), and
+    the file is not created; the same bytes loaded unsafely do run the code, so the
+    payload is live."""
+    folder = save_checkpoint(tmp_path, model=_model(), step=1)
+    sentinel = tmp_path / "payload_ran"
+    tamper_state(folder, sentinel)
+    with pytest.raises(CheckpointError, match="not a valid minidiff checkpoint") as info:
         load_checkpoint(folder, model=_model())
+    assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
+    assert "was not loaded" in str(info.value)
     assert not sentinel.exists()
     torch.load(folder / "state.pt", weights_only=False)  # the unsafe way: the code runs
     assert sentinel.exists()
@@ -353,3 +381,128 @@ def test_invalid_save_arguments_are_rejected(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         save_checkpoint(tmp_path / "run", model=_model(), **kwargs)
     assert not (tmp_path / "run").exists()
+
+
+def _tensor_data_offset(path) -> int:
+    """The offset of the first byte of tensor data in a file written by `torch.save`."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size)
+    with open(path, "rb") as file:
+        file.seek(info.header_offset + 26)
+        name_length, extra_length = (int.from_bytes(file.read(2), "little") for _ in range(2))
+    return info.header_offset + 30 + name_length + extra_length
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "ema.safetensors", "state.pt"])
+def test_a_flipped_bit_in_the_tensor_data_of_any_file_is_refused(tmp_path, name):
+    """One bit flipped inside the tensor data of any file of a checkpoint (sizes and
+    headers intact, so the file still parses) is caught by the SHA-256 in the marker:
+    CheckpointError naming the file, and the model is left untouched."""
+    model, ema, optimizer, scheduler = _parts()
+    _train(model, ema, optimizer, scheduler, torch.Generator().manual_seed(0), 1)
+    folder = save_checkpoint(tmp_path, model=model, ema=ema, optimizer=optimizer, step=1)
+    path = folder / name
+    data = bytearray(path.read_bytes())
+    offset = _tensor_data_offset(path) if name == "state.pt" else len(data) - 5
+    data[offset] ^= 0x04
+    path.write_bytes(bytes(data))
+    fresh, fresh_ema = _model(7), EMA(_model(7))
+    before = _state(fresh)
+    with pytest.raises(CheckpointError, match=f"{name}.*SHA-256"):
+        load_checkpoint(folder, model=fresh, ema=fresh_ema, optimizer=_parts()[2])
+    _assert_same(_state(fresh), before)
+    assert find_latest_checkpoint(tmp_path) == folder  # the cheap scan checks sizes only
+
+
+def test_a_file_that_cannot_be_read_is_reported_as_such(tmp_path, monkeypatch):
+    """An ema.safetensors the process may not read is reported with the reason
+    ("Permission denied"), not as a missing file."""
+    model = _model()
+    folder = save_checkpoint(tmp_path, model=model, ema=EMA(model), step=1)
+    real_open = open
+
+    def denying_open(file, *args, **kwargs):
+        if str(file).endswith("ema.safetensors"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denying_open)
+    monkeypatch.setattr("io.open", denying_open)
+    with pytest.raises(CheckpointError, match="Permission denied") as info:
+        load_checkpoint(folder, model=_model(), ema=EMA(_model()))
+    assert "No such file" not in str(info.value)
+
+
+def _listing(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_repair_finishes_a_clean_up_killed_at_any_step(tmp_path, monkeypatch):
+    """Kill a save of step 3 (over steps 1 and 2, keep_last=1) at every file-system call
+    k = 1..K in turn, then open the folder for writing (`repair_checkpoints`): what the
+    kill left (temporaries, set-aside and trash folders, step folders beyond keep_last)
+    is finished or rolled back, so the folder holds latest.json, the latest checkpoint,
+    which loads, and no other step folder than the newest (a complete step 3 renamed
+    into place before the commit, which the next save of step 3 replaces); after the
+    commit point, the latest checkpoint alone. A kill at each step of the repair itself
+    is finished by the next repair in the same way."""
+    old, new = _model(0), _model(1)
+
+    def killed(run, crash_at, log=None):
+        """Steps 1 and 2 saved, then a save of step 3 killed at call ``crash_at``."""
+        save_checkpoint(run, model=old, ema=EMA(old), step=1)
+        save_checkpoint(run, model=old, ema=EMA(old), step=2)
+        with monkeypatch.context() as patch:
+            _instrument(patch, crash_at, [] if log is None else log)
+            with pytest.raises(_Crash) if crash_at else contextlib.nullcontext():
+                save_checkpoint(run, model=new, ema=EMA(new), step=3, keep_last=1)
+
+    log: list = []
+    killed(tmp_path / "count", None, log)
+    for crash_at in range(1, len(log) + 1):
+        run = tmp_path / f"crash_{crash_at}"
+        killed(run, crash_at)
+        latest = find_latest_checkpoint(run)
+        newest = max(p.name for p in run.glob("step_*"))
+        repair_log: list = []
+        with monkeypatch.context() as patch:
+            _instrument(patch, None, repair_log)
+            assert repair_checkpoints(run, keep_last=1) == latest
+        expected = sorted({"latest.json", latest.name, newest})
+        assert _listing(run) == expected, crash_at
+        load_checkpoint(run, model=_model(5), ema=EMA(_model(5)))
+        for repair_crash in range(1, len(repair_log) + 1):  # kill the repair itself
+            again = tmp_path / f"crash_{crash_at}_{repair_crash}"
+            killed(again, crash_at)
+            with monkeypatch.context() as patch:
+                _instrument(patch, repair_crash, [])
+                with pytest.raises(_Crash):
+                    repair_checkpoints(again, keep_last=1)
+            assert repair_checkpoints(again, keep_last=1) == again / latest.name
+            assert _listing(again) == expected, (crash_at, repair_crash)
+
+
+def test_reading_the_latest_checkpoint_while_a_writer_prunes_never_fails(tmp_path):
+    """One thread saves step after step with keep_last=1 (each save deletes the previous
+    checkpoint) while this one loads the directory's latest checkpoint 40 times: every
+    load succeeds, with a step the writer saved."""
+    model = _model()
+    save_checkpoint(tmp_path, model=model, ema=EMA(model), step=0)
+    stop = threading.Event()
+
+    def writer():
+        step = 0
+        while not stop.is_set():
+            step += 1
+            save_checkpoint(tmp_path, model=model, ema=EMA(model), step=step, keep_last=1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        steps = [
+            load_checkpoint(tmp_path, model=_model(), ema=EMA(_model()))["step"] for _ in range(40)
+        ]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(isinstance(step, int) and step >= 0 for step in steps)

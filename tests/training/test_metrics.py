@@ -1,4 +1,4 @@
-"""Tests of `minidiff.training.metrics`: interval means, and the file cut back to a step."""
+"""Tests of `minidiff.training.metrics`: interval means, and the log trimmed to a step."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from minidiff.training.metrics import METRIC_KEYS, MetricsInterval, append_record, truncate_metrics
+from minidiff.atomic import RepairWarning
+from minidiff.training.metrics import (
+    METRIC_KEYS,
+    MetricsInterval,
+    append_record,
+    read_records,
+    trim_log,
+)
 
 
 def test_a_record_holds_the_means_of_the_good_steps_and_starts_a_new_interval():
@@ -23,21 +30,38 @@ def test_a_record_holds_the_means_of_the_good_steps_and_starts_a_new_interval():
     assert interval.record(step=4, lr=0.1, skipped=1)["loss"] is None
 
 
-def test_truncate_keeps_the_lines_up_to_the_step(tmp_path):
+def test_trim_keeps_the_lines_up_to_the_step(tmp_path):
     """Lines after the checkpoint's step go; a missing file stays missing."""
     path = tmp_path / "run" / "metrics.jsonl"
     for step in (2, 4, 6):
         append_record(path, {"step": step, "loss": float(step)})
-    truncate_metrics(path, 4)
+    trim_log(path, 4)
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [2, 4]
-    truncate_metrics(tmp_path / "none.jsonl", 4)
+    trim_log(tmp_path / "none.jsonl", 4)
     assert not (tmp_path / "none.jsonl").exists()
 
 
 @pytest.mark.parametrize("step", [0, 1])
-def test_truncate_to_before_the_first_line_empties_the_file(tmp_path, step):
+def test_trim_to_before_the_first_line_empties_the_file(tmp_path, step):
     """A checkpoint before every logged step leaves no line."""
     path = tmp_path / "metrics.jsonl"
     append_record(path, {"step": 2})
-    truncate_metrics(path, step)
+    trim_log(path, step)
     assert path.read_text() == ""
+
+
+@pytest.mark.parametrize("tail", [b'{"step": 6, "lo', b"\x00" * 9, b'{"step": "6"}'])
+def test_trim_drops_a_torn_tail_keeps_the_complete_records_and_warns(tmp_path, tail):
+    """A last line cut short, NUL bytes, or a record without an integer step is torn:
+    `read_records` counts its bytes, `trim_log` keeps the complete records up to the step
+    and reports the repair with a RepairWarning."""
+    path = tmp_path / "metrics.jsonl"
+    for step in (2, 4):
+        append_record(path, {"step": step})
+    with open(path, "ab") as file:
+        file.write(tail)
+    assert read_records(path) == ([{"step": 2}, {"step": 4}], len(tail))
+    with pytest.warns(RepairWarning, match="torn"):
+        trim_log(path, 4)
+    kept = [json.loads(line) for line in path.read_text().splitlines()]
+    assert kept == [{"step": 2}, {"step": 4}]

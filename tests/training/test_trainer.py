@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
+import shutil
+import warnings
 
 import pytest
 import torch
 from torch import nn
 
+import minidiff.training.checkpoint as checkpoint_module
 from minidiff.data import BatchLoader, toy_dataset
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.process.schedule import linear_schedule
 from minidiff.training import (
     METRIC_KEYS,
+    CheckpointError,
     NonFiniteLossError,
     TrainConfig,
     Trainer,
@@ -20,6 +26,7 @@ from minidiff.training import (
     load_checkpoint,
 )
 from minidiff.training.trainer import warmup_lr
+from tests.training.test_checkpoint import _Crash, _instrument
 
 T = 20
 
@@ -303,3 +310,107 @@ def test_run_info_is_stored_in_every_checkpoint_and_resume_still_works(tmp_path)
         assert state["config"]["lr"] == config.lr
     resumed = Trainer(DropoutDenoiser(), diffusion, data, config, out_dir=tmp_path, resume=True)
     assert resumed.step == 4
+
+
+def _corrupt_header(path) -> None:
+    """Overwrite bytes of a safetensors header, keeping the file's size."""
+    data = bytearray(path.read_bytes())
+    data[9:21] = b"#" * 12
+    path.write_bytes(bytes(data))
+
+
+def test_resume_passes_over_a_corrupted_checkpoint_to_the_previous_one(tmp_path):
+    """The latest checkpoint's weights corrupted in place (size kept): resume warns in
+    one line naming it and continues from the previous complete checkpoint, and its final
+    save replaces the corrupt one; with no good checkpoint left it raises a one-line
+    CheckpointError."""
+    make_trainer(tmp_path, checkpoint_every=2).train(4)
+    checkpoints = tmp_path / "checkpoints"
+    _corrupt_header(checkpoints / "step_000004" / "model.safetensors")
+    with pytest.warns(UserWarning, match="step_000004") as caught:
+        trainer = make_trainer(tmp_path, resume=True)
+    assert trainer.step == 2 and all("\n" not in str(w.message) for w in caught)
+    trainer.config = dataclasses.replace(trainer.config, checkpoint_every=0)
+    trainer.train(4)  # the final save replaces the corrupt step 4
+    assert make_trainer(tmp_path, resume=True).step == 4
+    for step in (2, 4):
+        _corrupt_header(checkpoints / f"step_{step:06d}" / "model.safetensors")
+    with pytest.raises(CheckpointError) as info:
+        make_trainer(tmp_path, resume=True)
+    assert "\n" not in str(info.value)
+
+
+def test_a_full_disk_stops_training_in_one_line_naming_the_last_checkpoint(
+    tmp_path, monkeypatch
+):
+    """ENOSPC while saving step 4: an OSError (errno ENOSPC) whose one-line message says
+    the disk is full and names the step-2 checkpoint; a resume continues from it."""
+    real = checkpoint_module.atomic.write_bytes
+
+    def full(path, data):
+        if "step_000004" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint_module.atomic, "write_bytes", full)
+        with pytest.raises(OSError, match="step_000002") as info:
+            make_trainer(tmp_path, checkpoint_every=2).train(4)
+    assert info.value.errno == errno.ENOSPC and "No space left" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert make_trainer(tmp_path, resume=True).step == 2
+
+
+TORN_TAILS = ["", "\x00" * 7, "\n\x00\x00\x00", '{"step": 6, "loss": 0.1', '{"step": 6}\x00']
+
+
+def test_resume_trims_a_log_torn_at_any_byte_and_keeps_every_complete_record(tmp_path):
+    """Cut the record of step 6 after each of its bytes in turn (a power cut or a full
+    disk while appending), or follow the log by NUL bytes: resume keeps the records of
+    steps 2 and 4 exactly, drops the torn tail, warns in one line, and training appends
+    after them."""
+    make_trainer(tmp_path / "base", checkpoint_every=2).train(4)
+    log = (tmp_path / "base" / "metrics.jsonl").read_text(encoding="utf-8")
+    record = json.dumps({"step": 6, "loss": 0.5, "grad_norm": 1.0, "lr": 0.01}) + "\n"
+    tails = [record[:cut] for cut in range(1, len(record) - 1)] + TORN_TAILS
+    for i, tail in enumerate(tails):
+        run = tmp_path / f"run_{i}"
+        shutil.copytree(tmp_path / "base", run)
+        with open(run / "metrics.jsonl", "a", encoding="utf-8") as file:
+            file.write(tail)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer = make_trainer(run, resume=True)
+        assert (run / "metrics.jsonl").read_text(encoding="utf-8") == log, repr(tail)
+        messages = [str(w.message) for w in caught]
+        assert all("\n" not in m for m in messages)
+        assert any("metrics.jsonl" in m for m in messages) == (tail not in ("",)), repr(tail)
+        if i == len(tails) - 1:
+            trainer.train(6)
+            lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+            assert [json.loads(line)["step"] for line in lines] == [2, 4, 6]
+
+
+def test_resume_finishes_a_clean_up_killed_after_the_final_checkpoint(tmp_path, monkeypatch):
+    """Kill the final save (keep_last=1) at every file-system call after its commit
+    point; the resume that follows has nothing left to train, yet it finishes the
+    clean-up: one step folder, no temporaries, set-aside or trash folders."""
+    log: list = []
+    with monkeypatch.context() as patch:
+        make_trainer(tmp_path / "count", checkpoint_every=2, keep_last=1).train(2)
+        _instrument(patch, None, log)
+        make_trainer(tmp_path / "count", checkpoint_every=2, keep_last=1, resume=True).train(4)
+    commit = next(i for i, (name, args) in enumerate(log, 1)
+                  if name == "replace" and args[1].name == "latest.json")  # fmt: skip
+    for crash_at in range(commit + 1, len(log) + 1):
+        run = tmp_path / f"crash_{crash_at}"
+        make_trainer(run, checkpoint_every=2, keep_last=1).train(2)
+        with monkeypatch.context() as patch:
+            _instrument(patch, crash_at, [])
+            with pytest.raises(_Crash):
+                make_trainer(run, checkpoint_every=2, keep_last=1, resume=True).train(4)
+        trainer = make_trainer(run, checkpoint_every=2, keep_last=1, resume=True)
+        trainer.train(4)
+        assert trainer.step == 4
+        names = sorted(p.name for p in (run / "checkpoints").iterdir())
+        assert names == ["latest.json", "step_000004"], (crash_at, names)

@@ -1,12 +1,14 @@
-"""Files and folders that appear under their final names complete or not at all.
+"""Files and folders that appear under their final names complete or not at all: the
+one writer of the package, and the checks made before a command writes anything.
 
 A crash (a power cut, a killed process) can stop a program between any two system calls.
 The functions here order their calls so that whatever a reader finds under a final name is
 whole, after a crash at any point:
 
-- `write_json` writes a file under a temporary name, fsyncs it, renames it over the final
-  name with ``os.replace`` (atomic on POSIX and Windows) and fsyncs the parent folder, so
-  that the rename itself survives a power cut;
+- `write_file` writes a file under a temporary name ``.NAME.tmp-PID-XXXX``, fsyncs it,
+  renames it over the final name with ``os.replace`` (atomic on POSIX and Windows) and
+  fsyncs the parent folder, so that the rename itself survives a power cut; `write_json`
+  and `write_text` are built on it;
 - `write_folder` fills ``.tmp-NAME-XXXX`` in the same parent, fsyncs it and renames it to
   ``NAME``; an existing ``NAME`` is first moved aside to ``.old-NAME-XXXX/NAME``, which
   the caller deletes once the new folder is committed, and which `recover_set_aside` puts
@@ -19,19 +21,30 @@ One process writes to a folder. Every write, fsync, rename, temporary folder and
 removal goes through the five primitives `write_bytes`, `fsync_dir`, `replace`,
 `make_temp_dir` and `remove_tree`, looked up in this module when called, so a test can
 patch them to crash at each call in turn.
+
+`check_output_location` tells, before any work, whether a file or folder can be created
+at a path: every existing ancestor a folder, the nearest one writable.
+`RepairWarning` is the category of the warnings that report a repair of a damaged file or
+folder (a torn log trimmed, a corrupt checkpoint passed over).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
+    "RepairWarning",
+    "check_output_location",
+    "write_file",
+    "write_text",
     "write_bytes",
     "fsync_dir",
     "replace",
@@ -86,18 +99,42 @@ def remove_tree(path: Path) -> None:
 # -- built on the primitives -------------------------------------------------------------
 
 
-def write_json(path: Path, value: Any) -> None:
-    """Replace the file ``path`` by ``value`` as JSON, atomically and durably.
+def write_file(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any]) -> None:
+    """Replace the file ``path`` by ``data``, atomically and durably.
 
-    The temporary file is ``.NAME.tmp-PID`` beside ``path``; the ``os.replace`` onto
-    ``path`` is the moment the new content becomes visible.
+    Args:
+        path: the final name; its folder must exist.
+        data: the bytes, or ``write(file)`` that writes them to a binary file object
+            (e.g. ``lambda f: np.save(f, array)`` or ``lambda f: figure.savefig(f)``).
+
+    The bytes go to ``.NAME.tmp-PID-XXXX`` beside ``path`` (removed if anything fails);
+    the ``os.replace`` onto ``path`` is the moment the new content becomes visible.
     """
-    temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    if temp.exists():
-        temp.unlink()
-    write_bytes(temp, json.dumps(value).encode("utf-8"))
-    replace(temp, path)
+    path = Path(path)
+    if callable(data):
+        buffer = io.BytesIO()
+        data(buffer)
+        data = buffer.getbuffer()  # a view: no copy
+    temp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        write_bytes(temp, data)
+        replace(temp, path)
+    except BaseException:  # a full disk, Ctrl-C: no temporary is left behind
+        temp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def write_json(path: str | os.PathLike, value: Any, **dumps: Any) -> None:
+    """Replace the file ``path`` by ``value`` as JSON (`write_file`); ``dumps`` are
+    options of `json.dumps` such as ``indent``."""
+    text = json.dumps(value, **dumps) + ("\n" if dumps.get("indent") is not None else "")
+    write_file(path, text.encode("utf-8"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace the file ``path`` by ``text`` in UTF-8 (`write_file`)."""
+    write_file(path, text.encode("utf-8"))
 
 
 def write_folder(parent: Path, name: str, files: Mapping[str, bytes]) -> Path | None:
@@ -175,7 +212,7 @@ def prune(folders: Sequence[Path], keep_last: int, keep: Path) -> None:
 def remove_temporaries(parent: Path, folder_prefix: str, file_names: Iterable[str]) -> None:
     """Delete what interrupted writes left in ``parent``: the folders ``.tmp-``,
     ``.trash-`` and ``.old-`` followed by ``folder_prefix``, and the temporary files
-    ``.NAME.tmp-*`` of `write_json` for each NAME in ``file_names``."""
+    ``.NAME.tmp-*`` of `write_file` for each NAME in ``file_names``."""
     folders = tuple(f".{kind}-{folder_prefix}" for kind in ("tmp", "trash", "old"))
     files = tuple(f".{name}.tmp-" for name in file_names)
     for entry in parent.iterdir():
@@ -183,3 +220,39 @@ def remove_temporaries(parent: Path, folder_prefix: str, file_names: Iterable[st
             remove_tree(entry)
         elif entry.is_file() and entry.name.startswith(files):
             entry.unlink()
+
+
+# -- before writing ----------------------------------------------------------------------
+
+
+class RepairWarning(UserWarning):
+    """A damaged file or folder was repaired, or passed over, so that work could go on."""
+
+
+def check_output_location(
+    path: str | os.PathLike, argument: str = "path", *, folder: bool = True
+) -> None:
+    """Check that a folder (or with ``folder=False`` a file) can be created at ``path``,
+    before any work: each ancestor that exists must be a folder, and the nearest one
+    writable; an existing ``path`` must be a folder when ``folder`` is true.
+
+    Raises:
+        ValueError: a file stands where a folder is needed, or the folder that would
+            receive the new entries is not writable; the message names ``argument``.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{argument} {str(path)!r} exists and is not a folder")
+    ancestor = path if path.is_dir() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(
+            f"{argument} {str(path)!r} cannot be created: {str(ancestor)!r} is a file, "
+            "not a folder"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{argument} {str(path)!r} cannot be created: the folder {str(ancestor)!r} is "
+            "not writable (permission denied or a read-only file system)"
+        )

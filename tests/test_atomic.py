@@ -5,7 +5,6 @@ and the cleanup of leftovers."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from minidiff.training import atomic
+from minidiff import atomic
 
 PRIMITIVES = ("write_bytes", "fsync_dir", "replace", "make_temp_dir", "remove_tree")
 
@@ -45,20 +44,57 @@ def _hidden(folder: Path) -> list[str]:
 
 
 def test_write_json_replaces_the_file_whole_and_leaves_no_temporary(tmp_path):
-    """write_json creates the file, replaces its content on a second call, reads back
-    exactly what was written, and overwrites a temporary left by an earlier crash;
-    afterwards no temporary file remains."""
+    """write_json creates the file, replaces its content on a second call and reads back
+    exactly what was written; afterwards no temporary file remains."""
     path = tmp_path / "latest.json"
     atomic.write_json(path, {"step": 1, "name": "a"})
     assert json.loads(path.read_text(encoding="utf-8")) == {"step": 1, "name": "a"}
-    (tmp_path / f".latest.json.tmp-{os.getpid()}").write_bytes(b"half a wri")
-    atomic.write_json(path, {"step": 2, "name": "b", "values": [1.5, None, True]})
+    atomic.write_json(path, {"step": 2, "name": "b", "values": [1.5, None, True]}, indent=2)
     assert json.loads(path.read_text(encoding="utf-8")) == {
         "step": 2,
         "name": "b",
         "values": [1.5, None, True],
     }
     assert _hidden(tmp_path) == []
+
+
+def test_write_file_takes_bytes_or_a_writer_and_a_failing_writer_changes_nothing(tmp_path):
+    """write_file writes given bytes, or what a ``write(file)`` callback writes to a file
+    object (as numpy.save and savefig do); a callback that raises leaves the old file
+    as it was and no temporary behind."""
+    path = tmp_path / "data.bin"
+    atomic.write_file(path, b"first")
+    atomic.write_file(path, lambda file: file.write(b"second"))
+    assert path.read_bytes() == b"second"
+
+    def failing(file):
+        file.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic.write_file(path, failing)
+    assert path.read_bytes() == b"second" and _hidden(tmp_path) == []
+
+
+def test_output_locations_below_a_file_or_in_an_unwritable_folder_are_refused(
+    tmp_path, unwritable_folder
+):
+    """check_output_location accepts a new path below writable folders and an existing
+    folder; it refuses a path whose ancestor is a file, an existing file where a folder
+    is wanted, and a path in a folder it cannot write, naming the argument and the
+    culprit; it creates nothing."""
+    atomic.check_output_location(tmp_path / "a" / "b", "--out")
+    atomic.check_output_location(tmp_path, "--out")
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=f"--out .*{blocker}' is a file"):
+        atomic.check_output_location(blocker / "a" / "b", "--out")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        atomic.check_output_location(blocker, "--out")
+    atomic.check_output_location(blocker, "--out", folder=False)
+    with pytest.raises(ValueError, match="not writable"):
+        atomic.check_output_location(unwritable_folder / "run", "--out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "locked"]
 
 
 def test_a_crash_in_write_json_leaves_the_old_or_the_new_content(tmp_path, monkeypatch):
