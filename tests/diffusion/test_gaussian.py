@@ -132,7 +132,7 @@ def test_predict_x0_eps_is_x0_hat_and_eps_hat_of_the_reverse_step(
 
 
 def test_gather_takes_the_schedule_tables_by_attribute():
-    """gather(schedule.<table>, t, like) is that table at t in like's dtype, shaped
+    """``gather(schedule.TABLE, t, like)`` is that table at t in like's dtype, shaped
     (B, 1, ...); an array that is not one of the diffusion's schedule tables (an equal copy
     included) raises ValueError naming what is expected."""
     schedule = process.linear_schedule(10)
