@@ -28,7 +28,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from minidiff.data.archive import write_atomic
+from minidiff.atomic import write_file
 
 __all__ = [
     "SAMPLE_RATE",
@@ -210,7 +210,7 @@ def spoken_digits(
     if data is None:
         data = _synthesise_all(accents, variants)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, lambda f: np.savez_compressed(f, key=key, **data))
+        write_file(path, lambda f: np.savez_compressed(f, key=key, **data))
     held_out = np.array([voice.split("+")[1] in TEST_VARIANTS for voice in data["voice"]])
     keep = held_out if split == "test" else ~held_out
     return torch.from_numpy(data["audio"][keep])[:, None, :], torch.from_numpy(data["label"][keep])
@@ -233,7 +233,7 @@ def write_wav(path: str | os.PathLike[str], waveform, rate: int = SAMPLE_RATE) -
             w.writeframes(pcm.tobytes())
 
     path = Path(path)
-    write_atomic(path, write)
+    write_file(path, write)
     return path
 
 
