@@ -71,4 +71,5 @@ def test_trajectory_differences_name_each_changed_trajectory_setting():
         "seed",
         "precision",
         "num_bins",
+        "p_uncond",
     }
