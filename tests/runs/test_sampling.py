@@ -54,6 +54,15 @@ def test_a_cond_run_resumes_bit_for_bit(finished_cond, tmp_path):
     assert_resumes_bit_for_bit(p, tmp_path / "b", straight)
 
 
+def test_the_grids_during_training_hold_one_row_per_class(finished_cond):
+    """A -cond run's samples/step_N.png: ceil(6 / 10) = 1 guided sample of each class, a
+    row each: 10 rows of 8x8 images with 2 pixels of padding, drawn 4x larger."""
+    from PIL import Image
+
+    grid = Image.open(finished_cond[1] / "samples" / "step_000004.png")
+    assert grid.size == (4 * (8 + 2 + 2), 4 * (10 * (8 + 2) + 2))  # (width, height)
+
+
 def test_class_labels_give_one_class_or_every_class_in_turn():
     p = tiny_cond()
     assert class_labels(p, 7, 3).tolist() == [7, 7, 7]
