@@ -28,6 +28,9 @@ change when a run is resumed.
 - ``cifar10-small``: the same recipe with `UNet.small_cifar10` (about 1/6 of the FLOPs)
   and 100k steps, for one GPU in hours (see `describe` and the comments).
 - ``digits``: the 8x8 scikit-learn digits, a tiny U-Net; CPU minutes.
+- ``digits-cond``, ``cifar10-cond``: ``digits`` and ``cifar10`` conditioned on the class
+  (``model.num_classes=10``), labels dropped with probability ``training.p_uncond`` for
+  classifier-free guidance (Ho & Salimans 2022); sampled with ``sampling.guidance``.
 - ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.process.toy_schedule`.
 """
 
@@ -73,7 +76,7 @@ __all__ = [
     "describe",
 ]
 
-PresetName = Literal["toy2d", "digits", "cifar10", "cifar10-small"]
+PresetName = Literal["toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond"]
 PRESETS: tuple[str, ...] = get_args(PresetName)
 ModelKind = Literal["unet", "mlp"]
 MODELS: tuple[str, ...] = get_args(ModelKind)
@@ -85,6 +88,7 @@ SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.proces
 FIXED_FIELDS = ("name", "model.out_channels", "model.out_dim")
 # training-set sizes, for the epochs in `describe` (2-D data is drawn fresh: no entry)
 DATASET_SIZES = {"cifar10": 50_000, "digits": 1_438}  # digits: the train split
+LABELLED_DATASETS = {"cifar10": 10, "digits": 10}  # data sets with class labels: their classes
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -153,6 +157,9 @@ class SamplingConfig:
     sampling_steps: int | None = resumable(None)  # DDIM steps; None: all T steps
     sampling_eta: float = resumable(0.0)  # DDIM's eta (Song et al. 2021, eq. 16): 0 deterministic
     num_samples: int = resumable(64)  # samples drawn for a figure or an evaluation
+    # classifier-free guidance scale s of a class-conditional run (`minidiff.applications.
+    # guidance`): 0 unconditional, 1 conditional; 2 = w = 1 of Ho & Salimans (2022, eq. 6)
+    guidance: float = resumable(2.0)
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -163,6 +170,9 @@ class SamplingConfig:
         eta = self.sampling_eta
         if isinstance(eta, bool) or not (isinstance(eta, (int, float)) and 0.0 <= eta < math.inf):
             raise ValueError(f"sampling_eta must be a finite number >= 0, got {eta!r}")
+        s = self.guidance
+        if isinstance(s, bool) or not (isinstance(s, (int, float)) and 0.0 <= s < math.inf):
+            raise ValueError(f"guidance must be a finite number >= 0, got {s!r}")
 
 
 @dataclass(frozen=True)
@@ -194,9 +204,11 @@ class Preset:
         if getattr(self.model, out) is not None:
             raise ValueError(f"model.{out} must be None (build_model sets it from the "
                              f"variance), got {getattr(self.model, out)!r}")  # fmt: skip
-        if self.model.num_classes is not None:  # the training data carries no labels
-            raise ValueError(f"model.num_classes must be None (a preset trains an "
-                             f"unconditional model), got {self.model.num_classes!r}")  # fmt: skip
+        classes, labelled = self.model.num_classes, LABELLED_DATASETS.get(self.data.dataset)
+        if classes is not None and classes != labelled:  # labels only where the data has them
+            raise ValueError(f"model.num_classes must be None or, for a labelled data set "
+                             f"{tuple(LABELLED_DATASETS)}, its number of classes; got "
+                             f"{classes!r} for {self.data.dataset!r}")  # fmt: skip
         steps = self.sampling.sampling_steps
         if steps is not None and steps > self.diffusion.T:
             raise ValueError(f"sampling_steps must be <= T = {self.diffusion.T}, got {steps!r}")
@@ -261,7 +273,7 @@ _PRESETS: dict[str, Preset] = {
     # epochs of the train split) take about 9 minutes. DDIM with eta = 1 (stochastic, 50
     # steps) scores clearly better than eta = 0 for this small a network, and as well as
     # 100 steps (benchmarks/digits.py; benchmarks/README.md has the figures).
-    "digits": replace(
+    "digits": (_DIGITS := replace(
         _CIFAR10, name="digits",
         data=DataConfig("digits", pad_to=None, random_flip=False),
         model=UNetConfig(in_channels=1, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
@@ -271,7 +283,13 @@ _PRESETS: dict[str, Preset] = {
                          sample_every=500, checkpoint_every=500),
         sampling=SamplingConfig(sampler="ddim", sampling_steps=50, sampling_eta=1.0,
                                 num_samples=64),
-    ),
+    )),
+    # class-conditional versions, for classifier-free guidance (Ho & Salimans 2022): the
+    # same recipes with a label embedding; training.p_uncond of the labels are dropped
+    "digits-cond": replace(_DIGITS, name="digits-cond",
+                           model=replace(_DIGITS.model, num_classes=10)),
+    "cifar10-cond": replace(_CIFAR10, name="cifar10-cond",
+                            model=replace(_CIFAR10.model, num_classes=10)),
     # the 2-D benchmark's settings (`minidiff.toy.train` defaults): ToyMLP, T = 200
     "toy2d": replace(
         _CIFAR10, name="toy2d",

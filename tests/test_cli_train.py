@@ -244,3 +244,54 @@ def test_train_builds_the_network_and_the_schedule_once(tmp_path, monkeypatch):
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     assert counts == {"network": 1, "schedule": 1}
+
+
+@pytest.fixture(scope="module")
+def cond_run_dir(tmp_path_factory):
+    """A folder trained by `minidiff train --config digits-cond` with the tiny settings."""
+    out = tmp_path_factory.mktemp("cli-cond") / "run"
+    argv = ["train", "--config", "digits-cond", *[a for s in TINY for a in ("--set", s)],
+            "--out", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_sample_class_all_writes_a_grid_with_one_row_per_class(cond_run_dir, tmp_path, capsys):
+    """`--class all --n 20`: two samples of each of the 10 classes, one class per row (a
+    grid 10 images high, 2 wide, of 8x8 images with 2 pixels of padding); `--class 7
+    --guidance 3` writes a grid too and says which class and scale."""
+    from PIL import Image
+
+    out = tmp_path / "all.png"
+    argv = ["sample", "--checkpoint", str(cond_run_dir), "--out", str(out), "--class", "all",
+            "--n", "20", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert Image.open(out).size == (2 * 10 + 2, 10 * 10 + 2)  # (width, height)
+    assert "20 samples" in capsys.readouterr().out
+    seven = tmp_path / "seven.png"
+    argv = ["sample", "--checkpoint", str(cond_run_dir), "--out", str(seven), "--class", "7",
+            "--guidance", "3", "--n", "4", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert seven.read_bytes()[:8] == PNG_MAGIC
+    assert "class 7, guidance 3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("run", "extra", "message"),
+    [("plain", ["--class", "7"], "is unconditional"),
+     ("plain", ["--guidance", "2"], "guidance applies to class-conditional sampling only"),
+     ("cond", ["--class", "10"], "class must be 'all' or an integer in 0..9"),
+     ("cond", ["--class", "seven"], "--class must be 'all' or an integer class"),
+     ("cond", ["--class", "7", "--guidance", "-1"], "expected a finite number >= 0.0"),
+     ("cond", ["--class", "7", "--guidance", "nan"], "expected a finite number >= 0.0")],
+)  # fmt: skip
+def test_sample_class_errors_exit_2(run_dir, cond_run_dir, tmp_path, capsys, run, extra, message):  # noqa: F811, E501
+    """--class on an unconditional run, a class out of range or not a number, and a
+    negative or NaN --guidance: exit 2, the reason on stderr (one line), no file."""
+    out = tmp_path / "grid.png"
+    folder = run_dir if run == "plain" else cond_run_dir
+    err = fails(["sample", "--checkpoint", str(folder), "--out", str(out), *extra, "--n", "2",
+                 "--device", "cpu", "--no-progress"], capsys)  # fmt: skip
+    assert message in err and not out.exists() and not list(tmp_path.iterdir())
+    if "--guidance" not in extra or "2" in extra:  # ours, not argparse's usage + error
+        assert len(err.strip().splitlines()) == 1

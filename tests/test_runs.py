@@ -58,6 +58,19 @@ def snapshot(folder) -> dict[str, bytes]:
     return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
 
 
+def assert_resumes_bit_for_bit(p, folder, straight: Trainer) -> None:
+    """Train ``p`` for 2 steps into ``folder``, stop, resume to its 4 steps: the model and
+    the EMA equal those of ``straight`` (4 steps in one go), bit for bit."""
+    train(override(p, ["steps=2"]), folder, device="cpu", progress=False)
+    resumed = train(p, folder, resume=True, device="cpu", progress=False)
+    assert resumed.step == 4
+    for name, tensor in straight.ema.shadow.items():
+        assert torch.equal(tensor, resumed.ema.shadow[name])
+    for x, y in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(),
+                    strict=True):  # fmt: skip
+        assert torch.equal(x, y)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """One tiny digits run of 4 steps: (preset, out folder, trainer)."""
@@ -143,14 +156,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(finished, tmp_path):
     grids, bit for bit, as 4 steps in one go."""
     p, out, straight = finished
     first = tmp_path / "b"
-    train(override(p, ["steps=2"]), first, device="cpu", progress=False)
-    resumed = train(p, first, resume=True, device="cpu", progress=False)
-    assert resumed.step == 4
-    for name, tensor in straight.ema.shadow.items():
-        assert torch.equal(tensor, resumed.ema.shadow[name])
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(),
-                    strict=True):  # fmt: skip
-        assert torch.equal(a, b)
+    assert_resumes_bit_for_bit(p, first, straight)
     for name in ("step_000002.png", "step_000004.png"):
         assert (first / "samples" / name).read_bytes() == (out / "samples" / name).read_bytes()
     assert json.loads((first / "run.json").read_text())["preset"]["training"]["steps"] == 4

@@ -2,10 +2,14 @@
 
     minidiff sample --checkpoint runs/digits --out grid.png
     minidiff sample --checkpoint runs/cifar10 --sampler ddim --steps 50 --n 64 --out grid.png
+    minidiff sample --checkpoint runs/digits-cond --class 7 --guidance 3 --out seven.png
+    minidiff sample --checkpoint runs/digits-cond --class all --out classes.png
 
 The model is rebuilt from the preset stored in the checkpoint and sampled with its EMA
-weights (`minidiff.runs.load_run`, `minidiff.runs.sample`). An existing --out file is never
-overwritten.
+weights (`minidiff.runs.load_run`, `minidiff.runs.sample`). A class-conditional run (a
+``-cond`` preset) samples --class with classifier-free guidance of scale --guidance (s = 0
+unconditional, 1 conditional; default: the preset's ``sampling.guidance``); ``--class all``
+draws one row per class. An existing --out file is never overwritten.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
                         help="images per row (default: a square grid)")  # fmt: skip
     sample.add_argument("--scale", type=int_at_least(1), default=1,
                         help="enlarge each pixel to scale x scale")  # fmt: skip
+    sample.add_argument("--class", dest="label", default=None, metavar="CLASS",
+                        help="a class of a class-conditional run, or 'all' (one row per "
+                        "class, ceil(n / classes) samples each)")  # fmt: skip
+    sample.add_argument("--guidance", type=float_at_least(0.0), default=None,
+                        help="classifier-free guidance scale s with --class: 0 unconditional, "
+                        "1 conditional (default: the preset's sampling.guidance)")  # fmt: skip
     add_device_option(sample)
     sample.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return sample
@@ -65,18 +75,36 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         atomic.check_output_location(out, "--out", folder=False)
         device = runs.resolve_device(args.device)
         loaded = runs.load_run(args.checkpoint, device=device)
+        labels, nrow = None, args.nrow
+        if args.label is not None:
+            labels = runs.class_labels(loaded.preset, _class(args.label), args.n)
+            if args.label == "all":  # one row per class
+                nrow = labels.numel() // loaded.preset.model.num_classes
         x0 = runs.sample(
-            loaded, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
-            seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
+            loaded, labels.numel() if labels is not None else args.n, sampler=args.sampler,
+            steps=args.steps, eta=args.eta, seed=args.seed, batch_size=args.batch_size,
+            progress=not args.no_progress, labels=labels, guidance=args.guidance,
         )  # fmt: skip
     except (ValueError, CheckpointError) as err:
         fail("sample", str(err))
     if out.exists():  # created while sampling
         fail("sample", f"--out {str(out)!r} appeared while sampling; it is not overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs.save_image_grid(x0, out, args.nrow, scale=args.scale)
+    runs.save_image_grid(x0, out, nrow, scale=args.scale)
     p = loaded.preset
     sampler = args.sampler or p.sampling.sampler
-    print(f"{out}: {args.n} samples of {p.name} (step {loaded.step}, {sampler}) "
+    scale = p.sampling.guidance if args.guidance is None else args.guidance
+    guided = "" if labels is None else f", class {args.label}, guidance {scale:g}"
+    print(f"{out}: {x0.shape[0]} samples of {p.name} (step {loaded.step}, {sampler}{guided}) "
           f"from {loaded.path}")  # fmt: skip
     return 0
+
+
+def _class(text: str) -> int | str:
+    """``"all"`` or the integer of ``text`` (range checked by `minidiff.runs.class_labels`)."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--class must be 'all' or an integer class, got {text!r}") from None

@@ -60,7 +60,9 @@ def training_data(
         device: keep the data there (CIFAR-10: flips and scaling run there too).
 
     Returns:
-        A tensor x_0 (N, C, H, W) or (N, D), or a `BatchLoader` yielding (B, C, H, W).
+        A tensor x_0 (N, C, H, W) or (N, D), or a `BatchLoader` yielding (B, C, H, W);
+        for a class-conditional preset (``p.model.num_classes`` set) the labels come too:
+        a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches.
 
     Raises:
         ValueError: an unknown dataset, or images whose shape is not the preset's.
@@ -70,15 +72,19 @@ def training_data(
     from minidiff.toy import DATASETS
 
     dataset, batch_size = p.data.dataset, p.training.batch_size
+    labelled = p.model.num_classes is not None  # a class-conditional preset
+    y = None
     if dataset == "digits":
-        x0 = data.load_digits("train", pad_to=p.data.pad_to)  # (N, 1, S, S)
+        x0 = data.load_digits("train", pad_to=p.data.pad_to, labels=labelled)  # (N, 1, S, S)
+        x0, y = x0 if labelled else (x0, None)  # y: (N,) in 0..9
     elif dataset == "cifar10":
-        images, _ = data.load_cifar10(
+        images, labels = data.load_cifar10(
             Path("data") if root is None else Path(root), download=download
         )
         images = torch.from_numpy(images)  # (N, 32, 32, 3) uint8
         _check_image_shape(p, (images.shape[3], images.shape[1], images.shape[2]))
-        return data.image_loader(images, None, batch_size, device=device,
+        y = torch.as_tensor(labels, dtype=torch.int64) if labelled else None  # (N,) in 0..9
+        return data.image_loader(images, y, batch_size, device=device,
                                  flip=p.data.random_flip)  # fmt: skip
     elif dataset in DATASETS:
         x0 = data.toy_dataset(dataset, TOY_POINTS, p.training.seed)  # (N, 2)
@@ -90,12 +96,14 @@ def training_data(
         raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'cifar10' or "
                          f"one of {DATASETS}")  # fmt: skip
     _check_image_shape(p, tuple(x0.shape[1:]))
+    tensors = (x0,) if y is None else (x0, y)
     if p.data.random_flip:
         return data.BatchLoader(
-            (x0,), batch_size, drop_last=True, device=device,
+            tensors, batch_size, drop_last=True, device=device,
             transform=lambda x, g: data.random_horizontal_flip(x, generator=g),
         )  # fmt: skip
-    return x0 if device is None else x0.to(device)
+    tensors = tuple(v if device is None else v.to(device) for v in tensors)
+    return tensors[0] if y is None else tensors
 
 
 def check_training_data(p: Preset, data) -> None:
@@ -105,6 +113,7 @@ def check_training_data(p: Preset, data) -> None:
         ValueError: ``p.training.batch_size`` exceeds the number of examples.
     """
     tensor = data.tensors[0] if hasattr(data, "tensors") else data
+    tensor = tensor[0] if isinstance(tensor, (tuple, list)) else tensor  # (x_0, y)
     n, batch_size = tensor.shape[0], p.training.batch_size
     if n < batch_size:
         raise ValueError(

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from minidiff.applications.guidance import ClassifierFreeGuidance
 from minidiff.configs import SAMPLERS, Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
@@ -21,7 +22,7 @@ from minidiff.training.checkpoint_files import read_latest
 from minidiff.training.ema import EMA
 from minidiff.training.resume import ScheduleMismatchError, check_schedule
 
-__all__ = ["Run", "default_steps", "draw_samples", "load_run", "sample"]
+__all__ = ["Run", "class_labels", "default_steps", "draw_samples", "load_run", "sample"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,35 @@ def load_run(path: str | os.PathLike, *, device: torch.device | str | None = Non
     return read_latest(lambda: checkpoint_folder(Path(path)), load)
 
 
+def class_labels(p: Preset, which: int | str, n: int) -> torch.Tensor:
+    """The labels to sample a class-conditional preset ``p`` with.
+
+    Args:
+        p: the preset (``p.model.num_classes`` = C must be set).
+        which: a class in 0..C-1 (``n`` copies), or ``"all"``: every class in turn,
+            ceil(n / C) copies each (one grid row per class).
+        n: the samples asked for, >= 1.
+
+    Returns:
+        (n,) or (C * ceil(n / C),) int64 labels.
+
+    Raises:
+        ValueError: an unconditional preset, or ``which`` not a class nor ``"all"``.
+    """
+    classes = getattr(p.model, "num_classes", None)
+    if classes is None:
+        raise ValueError(f"a class was given but preset {p.name!r} is unconditional "
+                         f"(model.num_classes=None): train a -cond preset")  # fmt: skip
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if which == "all":
+        return torch.arange(classes).repeat_interleave(math.ceil(n / classes))
+    if isinstance(which, bool) or not isinstance(which, int) or not 0 <= which < classes:
+        raise ValueError(f"class must be 'all' or an integer in 0..{classes - 1} (preset "
+                         f"{p.name!r} has {classes} classes), got {which!r}")  # fmt: skip
+    return torch.full((n,), which, dtype=torch.int64)
+
+
 def default_steps(p: Preset, sampler: str) -> int | None:
     """The DDIM steps of preset ``p`` (None: all T) for ``sampler``; None for ancestral."""
     return p.sampling.sampling_steps if sampler == "ddim" else None
@@ -94,8 +124,10 @@ def sample(
     seed: int = 0,
     batch_size: int | None = None,
     progress: bool = False,
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
 ) -> torch.Tensor:
-    """Draw ``n`` samples from a loaded run.
+    """Draw ``n`` samples from a loaded run, guided towards ``labels`` if given.
 
     Args:
         run: from `load_run`.
@@ -109,15 +141,30 @@ def sample(
         seed: seeds x_T and the noise; the samples are a function of (seed, batch_size).
         batch_size: samples drawn at once (default: all n, at most 256).
         progress: a tqdm bar over the denoiser calls.
+        labels: (n,) the class of each sample (`class_labels`), for a class-conditional
+            run; None: unconditional samples (all null labels).
+        guidance: the classifier-free guidance scale s >= 0 (0 unconditional, 1 the
+            conditional model, s > 1 beyond it; Ho & Salimans 2022, eq. 6 with w = s - 1);
+            default: the preset's ``sampling.guidance``; only with ``labels``.
 
     Returns:
         (n, C, H, W) images in [-1, 1] (x0_hat clipped to [-1, 1] at every step), or
         (n, D) points for a 2-D preset, on the run's device.
 
     Raises:
-        ValueError: a bad ``n``, ``sampler``, ``steps``, ``eta``, ``seed`` or ``batch_size``.
+        ValueError: a bad ``n``, ``sampler``, ``steps``, ``eta``, ``seed``, ``batch_size``,
+            ``labels`` or ``guidance``.
     """
     p = run.preset
+    if labels is None and guidance is not None:
+        raise ValueError(f"guidance applies to class-conditional sampling only: give labels "
+                         f"too, got guidance={guidance!r} without labels")  # fmt: skip
+    if labels is not None:
+        labels = _check_labels(p, labels, n)
+        guidance = p.sampling.guidance if guidance is None else guidance
+        if isinstance(guidance, bool) or not (isinstance(guidance, (int, float))
+                                              and 0 <= guidance < math.inf):  # fmt: skip
+            raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
     sampler = p.sampling.sampler if sampler is None else sampler
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -138,8 +185,22 @@ def sample(
     batch_size = min(n, 256) if batch_size is None else batch_size
     return draw_samples(
         run.model, run.diffusion, p, n, sampler=sampler, steps=steps, eta=float(eta), seed=seed,
-        batch_size=batch_size, progress=progress,
+        batch_size=batch_size, progress=progress, labels=labels, guidance=guidance,
     )  # fmt: skip
+
+
+def _check_labels(p: Preset, labels, n: int) -> torch.Tensor:
+    classes = getattr(p.model, "num_classes", None)
+    if classes is None:
+        raise ValueError(f"labels were given but preset {p.name!r} is unconditional "
+                         f"(model.num_classes=None)")  # fmt: skip
+    if (not isinstance(labels, torch.Tensor) or labels.shape != (n,)
+            or labels.is_floating_point() or labels.is_complex()):  # fmt: skip
+        raise ValueError(f"labels must be a ({n},) integer tensor, got {labels!r}")
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        raise ValueError(f"labels must lie in 0..{classes - 1}, got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")  # fmt: skip
+    return labels.to(torch.int64)
 
 
 def draw_samples(
@@ -154,10 +215,14 @@ def draw_samples(
     seed: int,
     batch_size: int,
     progress: bool = False,
+    labels: torch.Tensor | None = None,
+    guidance: float = 1.0,
 ) -> torch.Tensor:
     """``n`` samples of preset ``p``'s shape from ``model`` (arguments as in `sample`,
     unchecked), in batches of ``batch_size`` drawn from one generator seeded with ``seed``
-    on the model's device; x0_hat is clipped to [-1, 1] for images.
+    on the model's device; x0_hat is clipped to [-1, 1] for images. With ``labels`` (n,)
+    each batch is sampled through `minidiff.applications.guidance.ClassifierFreeGuidance`
+    with scale ``guidance`` and the model's null label ``p.model.num_classes``.
 
     Returns:
         (n, C, H, W) or (n, D).
@@ -174,10 +239,12 @@ def draw_samples(
         total = math.ceil(n / batch_size) * calls_per_sample
         bar = tqdm(total=total, desc=f"sampling {n} ({sampler})", unit="call", dynamic_ncols=True)
 
+    net = model  # the denoiser of the current batch
+
     def denoiser(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if bar is not None:
             bar.update(1)
-        return model(xt, t)
+        return net(xt, t)
 
     was_training = model.training
     model.eval()
@@ -185,6 +252,10 @@ def draw_samples(
     try:
         for start in range(0, n, batch_size):
             size = (min(batch_size, n - start), *shape)
+            if labels is not None:
+                y = labels[start : start + size[0]].to(device)  # (b,)
+                null = torch.full_like(y, p.model.num_classes)
+                net = ClassifierFreeGuidance(model, y, null, guidance, diffusion=diffusion)
             if sampler == "ancestral":
                 x0 = sample_ancestral(denoiser, diffusion, size, clip_x0=clip, generator=generator,
                                       device=device)  # fmt: skip

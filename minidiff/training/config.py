@@ -63,6 +63,9 @@ class TrainConfig:
     memory_format: MemoryFormat = resumable("auto")  # auto: channels_last on CUDA
     compile: bool = resumable(False)  # wrap the model's forward in torch.compile
     num_bins: int | None = 256  # 8-bit data for the L_0 decoder; None for continuous data
+    # labelled data only: each label becomes the null label with this probability
+    # (Ho & Salimans 2022, alg. 1; = minidiff.nn.conditioning.P_UNCOND)
+    p_uncond: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("lr", "ema_decay"):
@@ -94,6 +97,9 @@ class TrainConfig:
             raise ValueError(
                 f"memory_format must be one of {MEMORY_FORMATS}, got {self.memory_format!r}"
             )
+        p = self.p_uncond
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"p_uncond must be a number in [0, 1], got {p!r}")
         if self.num_bins is not None and (not isinstance(self.num_bins, int) or self.num_bins < 2):
             raise ValueError(f"num_bins must be an integer >= 2 or None, got {self.num_bins!r}")
 

@@ -30,6 +30,7 @@ from minidiff.training.config import TRAJECTORY_KEYS
 __all__ = [
     "BETA_KEY",
     "BETA_RTOL",
+    "LABEL_KEYS",
     "ScheduleMismatchError",
     "check_schedule",
     "load_resume_state",
@@ -93,14 +94,22 @@ def check_schedule(saved: Any, diffusion: Any, where: str) -> None:
         )
 
 
-def trajectory_differences(saved: Any, current: dict[str, Any]) -> list[str]:
+# the trajectory settings that act only on labelled data for a network with a null label
+LABEL_KEYS = ("p_uncond",)
+
+
+def trajectory_differences(
+    saved: Any, current: dict[str, Any], *, labels: bool = True
+) -> list[str]:
     """``"key: saved X, given Y"`` for each of `TRAJECTORY_KEYS` whose saved value
-    differs from ``current`` (tuples compare equal to the lists read back)."""
+    differs from ``current`` (tuples compare equal to the lists read back). Without
+    ``labels`` (a network with no null label) `LABEL_KEYS` do not count: they change
+    nothing there, and checkpoints written before they existed lack them."""
     saved = saved if isinstance(saved, dict) else {}
     return [
         f"{key}: saved {saved.get(key)!r}, given {current[key]!r}"
         for key in TRAJECTORY_KEYS
-        if _plain(saved.get(key)) != _plain(current[key])
+        if (labels or key not in LABEL_KEYS) and _plain(saved.get(key)) != _plain(current[key])
     ]
 
 

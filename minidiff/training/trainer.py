@@ -34,6 +34,7 @@ from minidiff.data import BatchLoader
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.training.checkpoint import find_latest_checkpoint, save_checkpoint
 from minidiff.training.checkpoint_files import check_disk_full
+from minidiff.training.conditioning import drop_for_guidance, null_label_of
 from minidiff.training.config import (
     TrainConfig,
     resolve_autocast,
@@ -141,6 +142,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         dropout_seed = stream_seed(config.seed, DROPOUT_STREAM, self.rank)
         self.dropout_generator = torch.Generator(self.device).manual_seed(dropout_seed)
+        self.null_label = null_label_of(self.model)  # labels dropped to it: p_uncond
         self.autocast = resolve_autocast(config.precision, self.device)
         self.forward: nn.Module = self.model
         if self.world_size > 1:
@@ -177,11 +179,12 @@ class Trainer:
         return self.data_order.position
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(x_0, labels or None) of the next batch, on the device."""
+        """(x_0, labels or None) of the next batch, on the device, each label the null
+        label with probability p_uncond (Ho & Salimans 2022, alg. 1)."""
         batch = self.data_order.next_batch()
         x0 = batch[0].to(self.device, non_blocking=True)
         y = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
-        return x0, y
+        return x0, drop_for_guidance(y, self.config.p_uncond, self.null_label, self.generator)
 
     # -- one step ------------------------------------------------------------------------
 
@@ -378,7 +381,8 @@ class Trainer:
             self.checkpoint_dir, path, repair=self.rank == 0, keep_last=self.config.keep_last,
             model=self.model, ema=self.ema, optimizer=self.optimizer, map_location=self.device,
         )  # fmt: skip
-        differences = trajectory_differences(state["config"], self.config.to_dict())
+        differences = trajectory_differences(state["config"], self.config.to_dict(),
+                                             labels=self.null_label is not None)  # fmt: skip
         if differences:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(differences))
         check_schedule(state["config"], self.diffusion, f"the checkpoint {path}")

@@ -71,4 +71,15 @@ def test_trajectory_differences_name_each_changed_trajectory_setting():
         "seed",
         "precision",
         "num_bins",
+        "p_uncond",
     }
+
+
+def test_p_uncond_counts_only_for_a_network_with_a_null_label():
+    """A checkpoint from before p_uncond existed (no such key) resumes an unconditional
+    run; for a network with a null label the missing value is a difference."""
+    saved = {k: v for k, v in TrainConfig().to_dict().items() if k != "p_uncond"}
+    assert trajectory_differences(saved, TrainConfig().to_dict(), labels=False) == []
+    assert trajectory_differences(saved, TrainConfig().to_dict()) == [
+        "p_uncond: saved None, given 0.1"
+    ]

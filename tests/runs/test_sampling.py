@@ -1,0 +1,112 @@
+"""Class-conditional runs (the ``-cond`` presets): labelled training data, label dropout
+that resumes bit for bit, and samples guided towards a class (Ho & Salimans 2022)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from minidiff.configs import override, preset
+from minidiff.runs import class_labels, load_run, sample, train, training_data
+from tests.test_runs import TINY, assert_resumes_bit_for_bit
+
+torch.set_num_threads(1)
+
+
+def tiny_cond(*extra: str):
+    return override(preset("digits-cond"), [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def finished_cond(tmp_path_factory):
+    """One tiny digits-cond run of 4 steps: (preset, out folder, trainer)."""
+    out = tmp_path_factory.mktemp("cond") / "run"
+    p = tiny_cond()
+    return p, out, train(p, out, device="cpu", progress=False)
+
+
+def test_the_cond_presets_are_their_bases_with_ten_classes():
+    """digits-cond and cifar10-cond differ from digits and cifar10 only in the name and
+    num_classes = 10; a class count the data set does not have is refused."""
+    for name in ("digits", "cifar10"):
+        base, cond = preset(name), preset(f"{name}-cond")
+        assert cond.model.num_classes == 10 and cond.training.p_uncond == 0.1
+        assert cond.data == base.data and cond.training == base.training
+        assert cond.model == replace(base.model, num_classes=10) and cond.sampling == base.sampling
+    with pytest.raises(ValueError, match="num_classes must be None or"):
+        override(preset("digits-cond"), ["num_classes=3"])
+
+
+def test_training_data_of_a_cond_preset_carries_the_digit_labels():
+    """digits-cond: (x_0, y) with y the (N,) int64 digit of each image, all ten present."""
+    x0, y = training_data(tiny_cond())
+    assert x0.shape[1:] == (1, 8, 8) and y.shape == (x0.shape[0],) and y.dtype == torch.int64
+    assert set(y.tolist()) == set(range(10))
+    assert isinstance(training_data(override(preset("digits"), TINY)), torch.Tensor)
+
+
+def test_a_cond_run_resumes_bit_for_bit(finished_cond, tmp_path):
+    """2 steps, a stop, and a resumed run to step 4 give the same model and EMA, bit for
+    bit, as 4 steps in one go (the label drops come from the run's generator)."""
+    p, _, straight = finished_cond
+    assert_resumes_bit_for_bit(p, tmp_path / "b", straight)
+
+
+def test_the_grids_during_training_hold_one_row_per_class(finished_cond):
+    """A -cond run's samples/step_N.png: ceil(6 / 10) = 1 guided sample of each class, a
+    row each: 10 rows of 8x8 images with 2 pixels of padding, drawn 4x larger."""
+    from PIL import Image
+
+    grid = Image.open(finished_cond[1] / "samples" / "step_000004.png")
+    assert grid.size == (4 * (8 + 2 + 2), 4 * (10 * (8 + 2) + 2))  # (width, height)
+
+
+def test_class_labels_give_one_class_or_every_class_in_turn():
+    p = tiny_cond()
+    assert class_labels(p, 7, 3).tolist() == [7, 7, 7]
+    assert class_labels(p, "all", 12).tolist() == [c for c in range(10) for _ in range(2)]
+    for bad in (10, -1, "seven"):
+        with pytest.raises(ValueError, match=r"class must be 'all' or an integer in 0\.\.9"):
+            class_labels(p, bad, 3)
+    with pytest.raises(ValueError, match="is unconditional"):
+        class_labels(override(preset("digits"), TINY), 7, 3)
+
+
+def test_guided_samples_are_the_unconditional_ones_at_scale_zero(finished_cond):
+    """Scale 0 is the null-label model: the samples equal those drawn without labels;
+    scale 3 gives other samples, in range and reproducible. (Four steps leave the EMA
+    near its zero-initialised output layer, so the weights are perturbed first.)"""
+    run = load_run(finished_cond[1], device="cpu")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for q in run.model.parameters():
+            q.add_(0.1 * torch.randn(q.shape, generator=g))
+    labels = class_labels(run.preset, 7, 4)
+    free = sample(run, 4, seed=1)
+    assert torch.allclose(sample(run, 4, seed=1, labels=labels, guidance=0.0), free, atol=1e-5)
+    guided = sample(run, 4, seed=1, labels=labels, guidance=3.0)
+    assert guided.shape == (4, 1, 8, 8) and guided.abs().max() <= 1.0
+    assert torch.equal(guided, sample(run, 4, seed=1, labels=labels, guidance=3.0))
+    assert not torch.allclose(guided, free)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"guidance": -1.0}, "guidance must be a finite number >= 0"),
+     ({"guidance": float("nan")}, "guidance must be a finite number >= 0"),
+     ({"labels": torch.tensor([0, 10])}, r"labels must lie in 0\.\.9"),
+     ({"labels": torch.tensor([0.5, 1.0])}, r"labels must be a \(2,\) integer tensor")],
+)  # fmt: skip
+def test_sample_refuses_bad_labels_and_guidance(finished_cond, kwargs, match):
+    run = load_run(finished_cond[1], device="cpu")
+    kwargs = {"labels": torch.tensor([1, 2]), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sample(run, 2, **kwargs)
+
+
+def test_guidance_without_labels_is_refused(finished_cond):
+    run = load_run(finished_cond[1], device="cpu")
+    with pytest.raises(ValueError, match="guidance applies to class-conditional sampling only"):
+        sample(run, 2, guidance=2.0)
