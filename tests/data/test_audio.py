@@ -8,10 +8,9 @@ import torch
 
 from minidiff.data import audio
 from minidiff.data.audio import SAMPLE_RATE, read_wav, synthetic_tones, write_wav
+from tests.requirements import needs
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng not installed"
-)
+needs_espeak = needs(shutil.which("espeak-ng") is not None, "espeak-ng not installed")
 
 
 def test_tones_follow_their_parameters():

@@ -17,10 +17,11 @@ from minidiff.data.fashion_mnist import (
     load_fashion_mnist,
     read_idx,
 )
+from tests.requirements import needs
 
-needs_package = pytest.mark.skipif(
-    not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason=f"Debian package {FASHION_MNIST_PACKAGE} is not installed (make system-deps)",
+needs_package = needs(
+    (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+    f"Debian package {FASHION_MNIST_PACKAGE} is not installed (make system-deps)",
 )
 
 

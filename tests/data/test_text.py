@@ -23,10 +23,9 @@ from minidiff.data.text import (
     random_windows,
     split_by_position,
 )
+from tests.requirements import needs
 
-needs_kjv = pytest.mark.skipif(
-    shutil.which("bible") is None, reason="Debian bible-kjv not installed"
-)
+needs_kjv = needs(shutil.which("bible") is not None, "Debian bible-kjv not installed")
 
 
 def test_clean_kjv_strips_references_and_keeps_verses():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from tests.requirements import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
@@ -23,7 +23,4 @@ def require(path: Path, what: str, how: str) -> Path:
     """Return ``path`` if it exists; otherwise skip (fail under CI) naming ``how``."""
     if path.exists():
         return path
-    message = f"{what} not found at {path}: {how}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{what} not found at {path}: {how}")

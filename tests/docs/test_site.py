@@ -14,6 +14,7 @@ Screenshots of the home page, a theory page and a tutorial page are written to
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 
 from tests.docs.browser import PAGE_REPORT_JS, find_chromium, offline_browser, serve
 from tests.docs.built import SITE, require
+from tests.requirements import missing
 
 # TeX a reader should never see: math delimiters, and common commands outside math.
 RAW_TEX = re.compile(
@@ -66,9 +68,10 @@ def screenshot_tutorial(page, path: Path) -> None:
 def chromium():
     path = find_chromium()
     if path is None:
-        pytest.skip("Chromium not installed (Debian package chromium): the site was not "
-                    "checked in a browser")
-    pytest.importorskip("playwright.sync_api", reason="Playwright not installed (dev extra)")
+        missing("Chromium not installed (Debian package chromium): the site was not checked "
+                "in a browser")
+    if importlib.util.find_spec("playwright") is None:
+        missing("Playwright not installed (dev extra): the site was not checked in a browser")
     return path
 
 

@@ -26,6 +26,7 @@ from minidiff.evaluation.inception_weights import (
     inception_weights_path,
     load_inception,
 )
+from tests.requirements import missing
 
 PARITY_TOL = 1e-5  # relative to the largest |feature|, float64 on both sides
 
@@ -35,7 +36,7 @@ def _reference_modules():
     __init__ (which imports torchvision, not installable beside this torch)."""
     spec = importlib.util.find_spec("torch_fidelity")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0)")
+        missing("torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0)")
     folder = Path(spec.submodule_search_locations[0])
     saved = {
         name: sys.modules.get(name)

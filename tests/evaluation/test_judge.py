@@ -11,13 +11,14 @@ import torch
 from minidiff.data.fashion_mnist import FASHION_MNIST_DIR, FASHION_MNIST_PACKAGE
 from minidiff.evaluation import metrics as m
 from minidiff.evaluation.judge import FashionJudge, digits_space, fashion_judge, fashion_space
+from tests.requirements import needs
 
 torch.set_num_threads(1)
 MIN_JUDGE_ACCURACY = 0.80  # the judge reaches about 0.86 on the test split
 
-needs_package = pytest.mark.skipif(
-    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-    reason=f"Debian package {FASHION_MNIST_PACKAGE} is not installed (make system-deps)",
+needs_package = needs(
+    (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+    f"Debian package {FASHION_MNIST_PACKAGE} is not installed (make system-deps)",
 )
 
 
