@@ -25,12 +25,11 @@ from minidiff.training.checkpoint import (
     repair_checkpoints,
 )
 from minidiff.training.checkpoint_files import step_name
-from minidiff.training.config import TRAJECTORY_KEYS
+from minidiff.training.config import TRAJECTORY_KEYS, TrainConfig
 
 __all__ = [
     "BETA_KEY",
     "BETA_RTOL",
-    "LABEL_KEYS",
     "ScheduleMismatchError",
     "check_schedule",
     "load_resume_state",
@@ -94,22 +93,17 @@ def check_schedule(saved: Any, diffusion: Any, where: str) -> None:
         )
 
 
-# the trajectory settings that act only on labelled data for a network with a null label
-LABEL_KEYS = ("p_uncond",)
-
-
-def trajectory_differences(
-    saved: Any, current: dict[str, Any], *, labels: bool = True
-) -> list[str]:
+def trajectory_differences(saved: Any, current: dict[str, Any]) -> list[str]:
     """``"key: saved X, given Y"`` for each of `TRAJECTORY_KEYS` whose saved value
-    differs from ``current`` (tuples compare equal to the lists read back). Without
-    ``labels`` (a network with no null label) `LABEL_KEYS` do not count: they change
-    nothing there, and checkpoints written before they existed lack them."""
+    differs from ``current`` (tuples compare equal to the lists read back). A key the
+    checkpoint lacks was written before that setting existed, when the run behaved as its
+    default does: it is compared as that default."""
     saved = saved if isinstance(saved, dict) else {}
+    defaults = TrainConfig().to_dict()
     return [
-        f"{key}: saved {saved.get(key)!r}, given {current[key]!r}"
+        f"{key}: saved {saved.get(key, defaults[key])!r}, given {current[key]!r}"
         for key in TRAJECTORY_KEYS
-        if (labels or key not in LABEL_KEYS) and _plain(saved.get(key)) != _plain(current[key])
+        if _plain(saved.get(key, defaults[key])) != _plain(current[key])
     ]
 
 

@@ -381,8 +381,7 @@ class Trainer:
             self.checkpoint_dir, path, repair=self.rank == 0, keep_last=self.config.keep_last,
             model=self.model, ema=self.ema, optimizer=self.optimizer, map_location=self.device,
         )  # fmt: skip
-        differences = trajectory_differences(state["config"], self.config.to_dict(),
-                                             labels=self.null_label is not None)  # fmt: skip
+        differences = trajectory_differences(state["config"], self.config.to_dict())
         if differences:
             raise ValueError("config differs from the checkpoint's: " + "; ".join(differences))
         check_schedule(state["config"], self.diffusion, f"the checkpoint {path}")

@@ -75,11 +75,15 @@ def test_trajectory_differences_name_each_changed_trajectory_setting():
     }
 
 
-def test_p_uncond_counts_only_for_a_network_with_a_null_label():
-    """A checkpoint from before p_uncond existed (no such key) resumes an unconditional
-    run; for a network with a null label the missing value is a difference."""
-    saved = {k: v for k, v in TrainConfig().to_dict().items() if k != "p_uncond"}
-    assert trajectory_differences(saved, TrainConfig().to_dict(), labels=False) == []
-    assert trajectory_differences(saved, TrainConfig().to_dict()) == [
-        "p_uncond: saved None, given 0.1"
+@pytest.mark.parametrize("key", TRAJECTORY_KEYS)
+def test_a_setting_a_checkpoint_predates_compares_as_its_default(key):
+    """A checkpoint written before a trajectory setting existed (its key absent) ran as
+    that setting's default does: it resumes a run at the default and refuses any other
+    value, naming the setting."""
+    defaults = TrainConfig().to_dict()
+    saved = {k: v for k, v in defaults.items() if k != key}
+    assert trajectory_differences(saved, defaults) == []
+    other = {**defaults, key: "another value"}
+    assert trajectory_differences(saved, other) == [
+        f"{key}: saved {defaults[key]!r}, given 'another value'"
     ]
