@@ -17,7 +17,6 @@ the exact answers on a Gaussian mixture whose components are the classes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.diffusion.oracle import noised_mixture_log_joint
 from minidiff.nn.blocks import Downsample, ResBlock, group_norm
 from minidiff.nn.embedding import TimeEmbedding
 from minidiff.process import Schedule
@@ -155,23 +155,9 @@ class MixtureClassPosterior:
 
     def log_posterior(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """(B, K) log p(k | x_t) for every class k."""
-        m = self.mixture
         x = xt.to(torch.float64)
         alpha_bar = self._alpha_bar[t.cpu().to(torch.int64)].to(x.device)  # (B,)
-        means = torch.from_numpy(np.array(m.means)).to(x.device)  # (K, D)
-        covs = torch.from_numpy(np.array(m.covs)).to(x.device)  # (K, D, D)
-        eye = torch.eye(m.D, dtype=torch.float64, device=x.device)
-        S = alpha_bar[:, None, None, None] * covs + (1 - alpha_bar)[:, None, None, None] * eye
-        diff = x[:, None, :] - alpha_bar.sqrt()[:, None, None] * means  # (B, K, D)
-        L = torch.linalg.cholesky(S)  # (B, K, D, D)
-        z = torch.linalg.solve_triangular(L, diff[..., None], upper=False)[..., 0]  # (B, K, D)
-        log_det = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (B, K)
-        log_joint = (
-            torch.log(torch.from_numpy(np.array(m.weights))).to(x.device)
-            - 0.5 * (z * z).sum(-1)
-            - 0.5 * log_det
-            - 0.5 * m.D * math.log(2 * math.pi)
-        )  # (B, K)
+        log_joint = noised_mixture_log_joint(self.mixture, alpha_bar, x)  # (B, K)
         return torch.log_softmax(log_joint, dim=1).to(xt.dtype)
 
     def log_prob(self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from minidiff.diffusion.gaussian import GaussianDiffusion
+from minidiff.diffusion.oracle import noised_mixture_log_joint
 from minidiff.process import ode_sigma
 
 __all__ = [
@@ -223,24 +224,14 @@ def mixture_denoiser(mixture, diffusion: GaussianDiffusion) -> Callable[..., tor
     if diffusion.parameterization != "eps":
         raise ValueError(f"mixture_denoiser needs parameterization 'eps', got "
                          f"{diffusion.parameterization!r}")  # fmt: skip
-    weights = torch.tensor(np.array(mixture.weights))
-    means = torch.tensor(np.array(mixture.means))  # (K, D)
-    covs = torch.tensor(np.array(mixture.covs))  # (K, D, D)
+    alpha_bar_table = torch.tensor(diffusion.schedule.alpha_bar)
 
     def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        alpha_bar = torch.tensor(diffusion.schedule.alpha_bar, dtype=x.dtype, device=x.device)
-        alpha_bar = alpha_bar[t][:, None, None, None]
-        w, mu, cov = (a.to(x.device, x.dtype) for a in (weights, means, covs))
-        eye = torch.eye(mu.shape[1], dtype=x.dtype, device=x.device)
-        cov_t = alpha_bar * cov + (1 - alpha_bar) * eye  # (B, K, D, D)
+        alpha_bar = alpha_bar_table[t.cpu()].to(x.device, x.dtype)  # (B,)
         with torch.enable_grad():
             xg = x if x.requires_grad else x.detach().requires_grad_(True)
-            diff = xg[:, None, :] - alpha_bar[..., 0].sqrt() * mu  # (B, K, D)
-            chol = torch.linalg.cholesky(cov_t)
-            z = torch.linalg.solve_triangular(chol, diff[..., None], upper=False)[..., 0]
-            log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-            log_q = torch.logsumexp(torch.log(w) - 0.5 * (z**2).sum(-1) - 0.5 * log_det, dim=1)
+            log_q = torch.logsumexp(noised_mixture_log_joint(mixture, alpha_bar, xg), dim=1)
             (score,) = torch.autograd.grad(log_q.sum(), xg, create_graph=True)
-        return -torch.sqrt(1 - alpha_bar[:, 0, 0]) * score
+        return -torch.sqrt(1 - alpha_bar)[:, None] * score
 
     return denoiser
