@@ -20,8 +20,17 @@ level plus the final denoising call. Each sampler gets the largest setting whose
 does not exceed the budget (the table shows the actual count); a budget too small for a
 sampler is left out.
 
+``--spacing default`` runs each sampler on its own default grid (annealed Langevin keeps
+its quadratic levels in every case).
+
 Run:  OMP_NUM_THREADS=1 python benchmarks/samplers.py [--n 2000] [--budgets 5 10 20 50 100 1000]
 Writes benchmarks/results/samplers.json and benchmarks/results/samplers.png.
+
+With ``--ode`` it runs instead `benchmarks/samplers_ode.py`: the error of each
+deterministic sampler, grid and budget (5, 10, 20, 50 calls by default) to the exact
+probability-flow ODE solution on an 8-D Gaussian mixture, with diffusers' schedulers
+driven by the same exact denoiser as reference rows:
+      OMP_NUM_THREADS=1 python benchmarks/samplers.py --ode [--n 1000] [--budgets 5 10 20 50]
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -42,8 +52,13 @@ import torch  # noqa: E402
 from minidiff.diffusion import GaussianDiffusion, TorchDenoiser  # noqa: E402
 from minidiff.diffusion.langevin import sample_annealed_langevin, sample_pc  # noqa: E402
 from minidiff.diffusion.samplers import sample_ddim  # noqa: E402
-from minidiff.diffusion.sde import sample_dpm_solver_pp_2m, sample_ode, sample_sde  # noqa: E402
-from minidiff.process import linear_schedule  # noqa: E402
+from minidiff.diffusion.sde import (  # noqa: E402
+    sample_dpm_solver_pp_2m,
+    sample_dpm_solver_pp_3m,
+    sample_ode,
+    sample_sde,
+)
+from minidiff.process import SPACINGS, linear_schedule  # noqa: E402
 from minidiff.toy.datasets import eight_gaussians_mixture  # noqa: E402
 from minidiff.toy.metrics import mmd, sliced_wasserstein  # noqa: E402
 
@@ -66,10 +81,12 @@ class CountingDenoiser:
 
 def _settings(name: str, budget: int, spacing: str) -> dict | None:
     """The sampler's keyword arguments for at most ``budget`` calls (None: too few)."""
-    if name in ("ddpm (ddim eta=1)", "ddim eta=0", "sde euler-maruyama", "dpm-solver++(2m)"):
-        return {"steps": budget, "spacing": spacing}
+    grid = {} if spacing == "default" else {"spacing": spacing}
+    if name in ("ddpm (ddim eta=1)", "ddim eta=0", "sde euler-maruyama", "dpm-solver++(2m)",
+                "dpm-solver++(3m)"):  # fmt: skip
+        return {"steps": budget, **grid}
     if name in ("ode heun", "pc (1 corrector)"):  # 2 s - 1 calls
-        return {"steps": (budget + 1) // 2, "spacing": spacing}
+        return {"steps": (budget + 1) // 2, **grid}
     if name == "annealed langevin":  # 5 L + 1 calls
         levels = (budget - 1) // LANGEVIN_STEPS
         return {"steps": levels, "spacing": "quadratic"} if levels >= 1 else None
@@ -82,6 +99,7 @@ BENCHMARKED_SAMPLERS = {
     "ode heun": lambda *a, **k: sample_ode(*a, method="heun", **k),
     "sde euler-maruyama": sample_sde,
     "dpm-solver++(2m)": sample_dpm_solver_pp_2m,
+    "dpm-solver++(3m)": sample_dpm_solver_pp_3m,
     "pc (1 corrector)": lambda *a, **k: sample_pc(*a, corrector_steps=1, **k),
     "annealed langevin": lambda *a, **k: sample_annealed_langevin(
         *a, corrector_steps=LANGEVIN_STEPS, **k
@@ -240,10 +258,18 @@ if __name__ == "__main__":
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spacing", default="quadratic", choices=[*SPACINGS, "default"])
     parser.add_argument(
-        "--spacing", default="quadratic", choices=["uniform", "quadratic", "trailing"]
+        "--ode", action="store_true", help="error to the exact ODE solution (samplers_ode.py)"
     )
     args = parser.parse_args()
+    if args.ode:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks`
+        from benchmarks.samplers_ode import main as ode_main
+
+        budgets = tuple(args.budgets) if args.budgets != list(BUDGETS) else (5, 10, 20, 50)
+        ode_main(budgets=budgets, n=args.n if args.n != 2000 else 1000, seed=args.seed)
+        raise SystemExit(0)
     main(
         budgets=tuple(args.budgets), samplers=tuple(args.samplers), n=args.n, T=args.T,
         repeats=args.repeats, seed=args.seed, spacing=args.spacing,

@@ -16,7 +16,9 @@ CUDA synchronisations; the steady-state time is their median.
 FLOPs: `minidiff.configs.describe` counts 3 x the forward FLOPs per example per training
 step (backward ~ 2 x forward; FLOP = 2 multiply-accumulates), so achieved TFLOP/s =
 3 x forward FLOPs x batch / step time. It leaves out normalisation, activations, the
-optimizer and the EMA, so it is a lower bound on the work done.
+optimizer and the EMA, so it is a lower bound on the work done. The last column times
+AdamW's update and the EMA update alone after the timed steps (median of ``steps`` calls
+each): their share of the step.
 
 Run (GPU: the preset batch of 128 and precision "auto", i.e. bf16 autocast):
     python benchmarks/train_step.py
@@ -132,6 +134,11 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
                 trainer.train_step()
                 _synchronize(device)
                 times.append(time.perf_counter() - begin)
+            # the step's overhead after backward: AdamW's update and the EMA's, timed alone
+            # on the last step's gradients (the weights change; nothing is timed after)
+            row["adamw_s"] = _median_time(trainer.optimizer.step, spec["steps"], device)
+            row["ema_s"] = _median_time(lambda: trainer.ema.update(trainer.model),
+                                        spec["steps"], device)  # fmt: skip
         except Exception as error:  # report the row as failed and let the others run
             row.update(status="failed", error=_first_line(error))
             return row
@@ -142,6 +149,18 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
+
+
+def _median_time(call, repeats: int, device: torch.device) -> float:
+    """Median wall time of ``call()`` over ``repeats`` calls, each between synchronisations."""
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        begin = time.perf_counter()
+        call()
+        _synchronize(device)
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
 
 
 def _run_subprocess(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -177,7 +196,7 @@ def _add_speedups(rows: list[dict[str, Any]]) -> None:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A markdown table of the rows (failed rows show the error)."""
     header = ["preset", "device", "batch", "memory format", "compile", "precision",
-              "warm-up s", "s/step", "images/s", "TFLOP/s", "speed-up"]  # fmt: skip
+              "warm-up s", "s/step", "images/s", "TFLOP/s", "speed-up", "AdamW+EMA"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         precision = r.get("precision_used", r["precision"])
@@ -186,11 +205,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if r["status"] == "ok":
             cells += [f"{r['warmup_s']:.1f}", f"{r['step_s']:.4g}", f"{r['images_per_s']:.4g}",
                       f"{r['tflops_per_s']:.3g}",
-                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}"]  # fmt: skip
+                      "-" if r["speedup"] is None else f"{r['speedup']:.2f}",
+                      _overhead(r)]  # fmt: skip
         else:
-            cells += ["failed: " + r["error"].replace("|", "/")] + [""] * 4
+            cells += ["failed: " + r["error"].replace("|", "/")] + [""] * 5
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _overhead(row: dict[str, Any]) -> str:
+    """AdamW + EMA time as a share of the step, with each part in ms."""
+    if "adamw_s" not in row:
+        return "-"
+    share = (row["adamw_s"] + row["ema_s"]) / row["step_s"]
+    return f"{share:.0%} ({row['adamw_s'] * 1e3:.3g} + {row['ema_s'] * 1e3:.3g} ms)"
 
 
 def main(

@@ -74,6 +74,7 @@ from minidiff.diffusion.samplers import (  # noqa: E402
 from minidiff.diffusion.sde import (  # noqa: E402
     ODE_METHODS,
     sample_dpm_solver_pp_2m,
+    sample_dpm_solver_pp_3m,
     sample_ode,
     sample_sde,
 )
@@ -87,6 +88,7 @@ __all__ += [
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",
+    "sample_dpm_solver_pp_3m",
     "langevin_corrector",
     "sample_annealed_langevin",
     "sample_pc",

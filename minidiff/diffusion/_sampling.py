@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Spacing, ddim_timesteps
+from minidiff.process import DEFAULT_SPACING, Spacing, sampling_timesteps
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseSource = Callable[[torch.Size], torch.Tensor]
@@ -140,7 +140,7 @@ def open_frame(
     *,
     desc: str,
     steps: int | None = None,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     stochastic: bool = True,
     upward: bool = False,
@@ -152,7 +152,8 @@ def open_frame(
         shape_or_x_T: the shape (B, ...) of x_T to draw, or the start tensor itself.
         options: the sampler's `SamplerOptions`.
         desc: the progress bar's label.
-        steps, spacing: the grid, `minidiff.process.ddim_timesteps(T, steps, spacing)`.
+        steps, spacing: the grid,
+            `minidiff.process.sampling_timesteps(schedule, steps, spacing)`.
         clip_x0: checked to be None or positive.
         stochastic: False for a deterministic sampler, which refuses a ``noise`` source.
         upward: walk the grid from 0 up to T (an inversion from x_0).
@@ -167,7 +168,7 @@ def open_frame(
         raise ValueError(f"clip_x0 must be None or a positive number, got {clip_x0!r}")
     generator = options.get("generator")
     x = start(shape_or_x_T, generator, options.get("dtype"), options.get("device"))
-    grid = ddim_timesteps(diffusion.T, steps, spacing)
+    grid = sampling_timesteps(diffusion.schedule, steps, spacing)
     if upward:
         grid = grid[::-1].copy()  # 0 = grid[0] < ... < grid[-1] = T
     else:

@@ -41,7 +41,7 @@ from minidiff.diffusion._sampling import (
     open_frame,
 )
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Spacing, ddim_coefficients
+from minidiff.process import DEFAULT_SPACING, Spacing, ddim_coefficients
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -115,9 +115,9 @@ def sample_annealed_langevin(
 ):
     """Annealed Langevin dynamics over the diffusion's noise levels (corrector only).
 
-    For each level t of the grid ``ddim_timesteps(T, steps, spacing)`` except 0, in decreasing
-    order: ``corrector_steps`` steps of `langevin_corrector` at t (alpha = alpha_t). Then
-    x_0 = x0_hat(x, t_last) (a denoising step at the last level).
+    For each level t of the grid ``sampling_timesteps(schedule, steps, spacing)`` except 0,
+    in decreasing order: ``corrector_steps`` steps of `langevin_corrector` at t
+    (alpha = alpha_t). Then x_0 = x0_hat(x, t_last) (a denoising step at the last level).
 
     Args:
         denoiser, diffusion, shape_or_x_T: as in `sample_ancestral`.
@@ -125,10 +125,10 @@ def sample_annealed_langevin(
         corrector_steps: Langevin steps per level (``steps * corrector_steps + 1``
             denoiser calls in all).
         snr: the signal-to-noise ratio r of the step rule (0.16: Song et al. 2021, sec. 4.2).
-        spacing: the levels, see `minidiff.process.ddim_timesteps`; the default ``"quadratic"`` puts
-            more levels near the data, where the modes take their shape (on the
-            8-Gaussian mixture 100 quadratic levels reproduce the law where 100 uniform
-            levels do not).
+        spacing: the levels, see `minidiff.process.sampling_timesteps`; the default
+            ``"quadratic"`` puts more levels near the data, where the modes take their
+            shape (on the 8-Gaussian mixture 100 quadratic levels reproduce the law where
+            100 uniform levels do not).
         **options: as in `sample_ddim`; the trajectory holds x_T, the state after each
             level and x_0.
 
@@ -160,13 +160,13 @@ def sample_pc(
     steps: int | None = None,
     corrector_steps: int = 1,
     snr: float = 0.16,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     **options: Unpack[SamplerOptions],
 ):
     """Predictor-corrector sampling (Song et al. 2021, sec. 4.2; PC sampling for the VP SDE).
 
-    For each jump t -> t_prev of the grid ``ddim_timesteps(T, steps, spacing)``:
+    For each jump t -> t_prev of the grid ``sampling_timesteps(schedule, steps, spacing)``:
         1. predictor: x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat
                + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps_hat + sigma z, sigma = sigma_t(1)
            (the ancestral step; exactly Ho et al.'s Algorithm 2 step on the full grid),

@@ -3,7 +3,7 @@
 - `sample_ancestral`: Ho et al. (2020), Algorithm 2, through
   `GaussianDiffusion.p_mean_variance` (any parameterization and variance choice).
 - `sample_ddim`: Song, Meng & Ermon (2021), eq. 12 with sigma(eta) of eq. 16, on the
-  grid `minidiff.process.ddim_timesteps`; `ddim_invert` runs eta = 0 DDIM backwards
+  grid `minidiff.process.sampling_timesteps`; `ddim_invert` runs eta = 0 DDIM backwards
   (x_0 -> x_T).
 
 The ODE/SDE samplers and DPM-Solver++ live in `minidiff.diffusion.sde`, annealed Langevin
@@ -27,7 +27,7 @@ function. The deterministic samplers (ODE, DPM-Solver++, inversion) refuse ``noi
   shape (N + 1, B, ...) in the order of sampling: ``trajectory[0]`` is x_T,
   ``trajectory[i]`` the state after i steps, ``trajectory[-1]`` is x_0. For the ancestral
   sampler N = T and ``trajectory[T - t]`` is x_t; for grid samplers ``trajectory[i]`` is
-  the state at ``grid[i]`` of `minidiff.process.ddim_timesteps`. The NumPy samplers of
+  the state at ``grid[i]`` of `minidiff.process.sampling_timesteps`. The NumPy samplers of
   `minidiff.toy` return the same layout.
 
 All samplers run under ``torch.no_grad()``.
@@ -42,7 +42,12 @@ import torch
 
 from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Spacing, ddim_coefficients, ddim_inversion_coefficients
+from minidiff.process import (
+    DEFAULT_SPACING,
+    Spacing,
+    ddim_coefficients,
+    ddim_inversion_coefficients,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -104,12 +109,12 @@ def sample_ddim(
     *,
     steps: int | None = None,
     eta: float = 0.0,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     **options: Unpack[SamplerOptions],
 ):
     """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along the grid
-    ``minidiff.process.ddim_timesteps(T, steps, spacing)``.
+    ``minidiff.process.sampling_timesteps(schedule, steps, spacing)``.
 
     For each jump t -> t_prev of the grid:
         1. x0_hat, eps_hat from denoiser(x_t, t) (x0_hat clipped if asked, eps_hat then
@@ -127,8 +132,8 @@ def sample_ddim(
         denoiser, diffusion, shape_or_x_T, clip_x0: as in `sample_ancestral`.
         steps: the number of denoiser calls, 1..T; None means T.
         eta: >= 0, the stochasticity of eq. 16.
-        spacing: ``"uniform"``, ``"quadratic"`` or ``"trailing"`` (see
-            `minidiff.process.ddim_timesteps`).
+        spacing: one of `minidiff.process.SPACINGS` (see
+            `minidiff.process.sampling_timesteps`); default ``"trailing"``.
         **options: generator, noise, progress, return_trajectory, dtype, device (the
             module docstring).
 
@@ -158,7 +163,7 @@ def ddim_invert(
     x0: torch.Tensor,
     *,
     steps: int | None = None,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     **options: Unpack[SamplerOptions],
 ):
     """DDIM inversion: encode x_0 into x_T with the deterministic (eta = 0) update run up

@@ -4,7 +4,7 @@ modeling through SDEs"): probability-flow ODE (Euler, Heun), reverse SDE
 
 The time discretisation. The denoiser is only defined at the integer steps of the
 discrete schedule, so every sampler here walks a grid T = t_0 > t_1 > ... > t_N = 0 of
-integer steps (`minidiff.process.ddim_timesteps`), and the continuous VP SDE
+integer steps (`minidiff.process.sampling_timesteps`), and the continuous VP SDE
 dx = -beta(s) x / 2 ds + sqrt(beta(s)) dw is the one whose marginals equal the discrete
 ones at the grid points: alpha_bar(s) = exp(-int_0^s beta) takes the schedule's value
 alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar_t)
@@ -30,10 +30,15 @@ alpha_bar_t at s = t. The score at a grid point is -eps_hat / sqrt(1 - alpha_bar
   no noise, as in Song et al.'s samplers.
 - DPM-Solver++(2M) (`sample_dpm_solver_pp_2m`), Lu et al. (2022), Algorithm 2, in
   lambda = log(sqrt(alpha_bar) / sqrt(1 - alpha_bar)) (half the log SNR) with the data
-  prediction x0_hat.
+  prediction x0_hat; DPM-Solver++(3M) (`sample_dpm_solver_pp_3m`), its third-order
+  multistep sibling (the quadratic through the last three predictions, integrated exactly).
+
+Every grid sampler here walks the ``"trailing"`` grid unless told otherwise
+(`minidiff.process.DEFAULT_SPACING`): at 5 calls Heun on the ``"uniform"`` grid diverges
+on the 8-D mixture of benchmarks/samplers_ode.py while on ``"trailing"`` it beats DDIM.
 
 The per-jump coefficients come from `minidiff.process` (`ddim_coefficients`, `ode_sigma`,
-`sde_step_variance`, `dpm_solver_pp_2m_coefficients`).
+`sde_step_variance`, `dpm_solver_pp_2m_coefficients`, `dpm_solver_pp_3m_coefficients`).
 
 Interface as in `minidiff.diffusion.samplers` (shape or x_T, and the `SamplerOptions`
 generator, noise, progress, return_trajectory with the same layout along the grid, dtype,
@@ -51,9 +56,11 @@ import torch
 from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.process import (
+    DEFAULT_SPACING,
     Spacing,
     ddim_coefficients,
     dpm_solver_pp_2m_coefficients,
+    dpm_solver_pp_3m_coefficients,
     ode_sigma,
     sde_step_variance,
 )
@@ -67,6 +74,7 @@ __all__ = [
     "sample_ode",
     "sample_sde",
     "sample_dpm_solver_pp_2m",
+    "sample_dpm_solver_pp_3m",
 ]
 
 OdeMethod = Literal["euler", "heun"]
@@ -81,12 +89,12 @@ def sample_ode(
     *,
     steps: int | None = None,
     method: OdeMethod = "heun",
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     **options: Unpack[SamplerOptions],
 ):
     """Integrate the probability-flow ODE dy / dsigma = eps(x, t) (module docstring) from
-    x_T to x_0 on the grid ``ddim_timesteps(T, steps, spacing)``.
+    x_T to x_0 on the grid ``sampling_timesteps(schedule, steps, spacing)``.
 
     For each jump t -> t_prev:
         1. x0_1, eps_1 from denoiser(x_t, t);
@@ -102,7 +110,7 @@ def sample_ode(
         steps: the number of grid jumps (1..T; None: T). Euler calls the denoiser
             ``steps`` times, Heun ``2 steps - 1`` times.
         method: ``"euler"`` (first order; equals DDIM eta = 0) or ``"heun"`` (second order).
-        spacing: the grid, see `minidiff.process.ddim_timesteps`.
+        spacing: the grid, see `minidiff.process.sampling_timesteps`.
         **options: as in `sample_ddim` but ``noise``; the generator only draws x_T.
 
     Returns:
@@ -143,12 +151,12 @@ def sample_sde(
     shape_or_x_T: Sequence[int] | torch.Tensor,
     *,
     steps: int | None = None,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     **options: Unpack[SamplerOptions],
 ):
     """Euler-Maruyama for the reverse VP SDE (Song et al. 2021, eq. 6 with the VP drift
-    and diffusion of eq. 11) on the grid ``ddim_timesteps(T, steps, spacing)``.
+    and diffusion of eq. 11) on the grid ``sampling_timesteps(schedule, steps, spacing)``.
 
     For each jump t -> t_prev, with h = 1 - alpha_bar_t / alpha_bar_{t_prev}:
         1. score = -eps_hat / sqrt(1 - alpha_bar_t), eps_hat from denoiser(x_t, t);
@@ -190,7 +198,7 @@ def sample_dpm_solver_pp_2m(
     shape_or_x_T: Sequence[int] | torch.Tensor,
     *,
     steps: int = 20,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     **options: Unpack[SamplerOptions],
 ):
@@ -207,17 +215,53 @@ def sample_dpm_solver_pp_2m(
     Returns:
         x_0: (B, ...); or (x_0, trajectory (steps + 1, B, ...)) along the grid.
     """
+    return _dpm_solver_pp(denoiser, diffusion, shape_or_x_T, 2, steps, spacing, clip_x0, options)
+
+
+@torch.no_grad()
+def sample_dpm_solver_pp_3m(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    shape_or_x_T: Sequence[int] | torch.Tensor,
+    *,
+    steps: int = 20,
+    spacing: Spacing = DEFAULT_SPACING,
+    clip_x0: float | None = None,
+    **options: Unpack[SamplerOptions],
+):
+    """DPM-Solver++(3M): the third-order multistep solver of the probability-flow ODE in
+    lambda = half log SNR with the data prediction (Lu et al. 2022b; coefficients:
+    `minidiff.process.dpm_solver_pp_3m_coefficients`). One denoiser call per jump; the
+    first jump is first order, the second DPM-Solver++(2M)'s, the last x_0 = x0_hat.
+
+    Args and returns: as in `sample_dpm_solver_pp_2m`.
+    """
+    return _dpm_solver_pp(denoiser, diffusion, shape_or_x_T, 3, steps, spacing, clip_x0, options)
+
+
+def _dpm_solver_pp(denoiser, diffusion, shape_or_x_T, order, steps, spacing, clip_x0, options):
+    """The multistep loop of DPM-Solver++(2M) (``order=2``, d = 0) and (3M):
+
+    For each jump i (t -> t_prev):
+        1. x0_hat_i from denoiser(x_t, t);
+        2. x_{t_prev} = a_i x_t + b_i x0_hat_i + c_i x0_hat_{i-1} + d_i x0_hat_{i-2}.
+    """
     frame = open_frame(
-        diffusion, shape_or_x_T, options, desc="dpm-solver++(2M)", steps=steps,
+        diffusion, shape_or_x_T, options, desc=f"dpm-solver++({order}M)", steps=steps,
         spacing=spacing, clip_x0=clip_x0, stochastic=False,
     )  # fmt: skip
-    coefficients = dpm_solver_pp_2m_coefficients(diffusion.schedule, frame.grid)
-    a, b, c = map(frame.table, (coefficients.a, coefficients.b, coefficients.c))
+    if order == 2:
+        two = dpm_solver_pp_2m_coefficients(diffusion.schedule, frame.grid)
+        tables = (two.a, two.b, two.c, np.zeros_like(two.a))
+    else:
+        three = dpm_solver_pp_3m_coefficients(diffusion.schedule, frame.grid)
+        tables = (three.a, three.b, three.c, three.d)
+    a, b, c, d = map(frame.table, tables)
     x = frame.x_T
-    previous = torch.zeros_like(x)  # x0_hat_{i-2}; its weight is 0 on the first jump
+    older = previous = torch.zeros_like(x)  # x0_hat_{i-2}, x0_hat_{i-1}: weight 0 until known
     for i, t, _ in frame.jumps():
-        x0, _ = denoise(denoiser, diffusion, x, t, clip_x0)
-        x = a[i] * x + b[i] * x0 + c[i] * previous
-        previous = x0
+        x0, _ = denoise(denoiser, diffusion, x, t, clip_x0)  # 1.
+        x = a[i] * x + b[i] * x0 + c[i] * previous + d[i] * older  # 2.
+        older, previous = previous, x0
         frame.record(x)
     return frame.result(x)

@@ -156,7 +156,7 @@ def ddim_coefficients(
     schedule: Schedule, t: int | np.ndarray, t_prev: int | np.ndarray, eta: float
 ) -> DdimCoefficients:
     """The factors of DDIM's eq. 12 for the jumps t -> t_prev (e.g. ``grid[:-1]`` and
-    ``grid[1:]`` of `minidiff.process.ddim_timesteps`) at stochasticity ``eta``.
+    ``grid[1:]`` of `minidiff.process.sampling_timesteps`) at stochasticity ``eta``.
 
     Args:
         schedule: the schedule.

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from minidiff.atomic import write_file, write_text
-from minidiff.process import ddim_timesteps, toy_schedule
+from minidiff.process import DEFAULT_SPACING, ddim_timesteps, sampling_timesteps, toy_schedule
 from minidiff.toy.datasets import make_dataset
 from minidiff.toy.metrics import energy_distance, mmd, sliced_wasserstein
 from minidiff.toy.sampling import TOY_SAMPLERS, ToySampler, sample_ancestral, sample_ddim
@@ -103,7 +103,7 @@ def _sample(settings: ToySettings, denoiser, schedule, rng):
             return_trajectory=True,
             progress=progress,
         )
-        grid = ddim_timesteps(schedule.T, settings.ddim_steps)
+        grid = sampling_timesteps(schedule, settings.ddim_steps, DEFAULT_SPACING)  # the sampler's
     else:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {TOY_SAMPLERS}")
     ts = _panels(grid, schedule)  # trajectory[i] is the state at step grid[i]

@@ -3,7 +3,7 @@
 - `sample_ancestral`: Ho et al. (2020), Algorithm 2, with x_0 predicted by eq. 15 and the
   mean of p(x_{t-1} | x_t) set to the posterior mean of eq. 7 at that prediction.
 - `sample_ddim`: Song, Meng & Ermon (2021), eq. 12, on a grid of
-  `minidiff.process.ddim_timesteps`, with sigma(eta) of eq. 16: eta = 0 is deterministic
+  `minidiff.process.sampling_timesteps`, with sigma(eta) of eq. 16: eta = 0 is deterministic
   DDIM, eta = 1 on the full grid T, ..., 0 is ancestral sampling again (same noise draws,
   same result to round-off).
 
@@ -17,7 +17,7 @@ These are the NumPy twins of `minidiff.diffusion.sample_ancestral` and
 the same order, and the same trajectory layout. With ``return_trajectory=True`` both
 return ``(x_0, trajectory)``, ``trajectory`` of shape (N + 1, B, ...) in the order of
 sampling: ``trajectory[0]`` is x_T, ``trajectory[i]`` the state after i steps (at
-``grid[i]`` of `minidiff.process.ddim_timesteps`; for the ancestral sampler, whose grid is
+``grid[i]`` of `minidiff.process.sampling_timesteps`; for the ancestral sampler, whose grid is
 T, ..., 0, at step T - i) and ``trajectory[-1]`` is x_0.
 """
 
@@ -29,14 +29,15 @@ from typing import Literal, get_args
 import numpy as np
 
 from minidiff.process import (
+    DEFAULT_SPACING,
     FixedVariance,
     Schedule,
     Spacing,
     ddim_posterior_mean_var,
     ddim_sigma,
-    ddim_timesteps,
     posterior_mean_var,
     reverse_variance,
+    sampling_timesteps,
     x0_from_eps,
 )
 
@@ -147,12 +148,13 @@ def sample_ddim(
     *,
     steps: int | None = None,
     eta: float = 0.0,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     clip_x0: float | None = None,
     return_trajectory: bool = False,
     progress: bool = False,
 ):
-    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along ``ddim_timesteps(T, steps, spacing)``.
+    """DDIM sampling (Song, Meng & Ermon 2021, eq. 12) along the grid
+    ``sampling_timesteps(schedule, steps, spacing)`` (default spacing ``"trailing"``).
 
     For each pair t > t_prev of consecutive grid points:
         1. eps = denoiser(x_t, t);  x0-hat by eq. 15 (eq. 9 of DDIM), clipped if asked;
@@ -171,18 +173,18 @@ def sample_ddim(
         rng: the source of z.
         steps: the number of denoiser calls, 1..T; None means T.
         eta: >= 0, the stochasticity of eq. 16.
-        spacing: the grid, see `ddim_timesteps`.
+        spacing: the grid, see `minidiff.process.sampling_timesteps`.
         clip_x0: clip x0-hat to [-clip_x0, clip_x0], or None.
         return_trajectory: also return the states on the grid.
         progress: show a tqdm progress bar.
 
     Returns:
         x_0: (B, D); or (x_0, trajectory) with trajectory (steps + 1, B, D) along
-        ``grid = ddim_timesteps(T, steps, spacing)``: ``trajectory[i]`` is the state at
+        ``grid = sampling_timesteps(schedule, steps, spacing)``: ``trajectory[i]`` is the state at
         step ``grid[i]`` (``trajectory[0]`` is x_T, ``trajectory[-1]`` is x_0).
     """
     x = _check_inputs(schedule, x_T, rng, clip_x0)
-    grid = ddim_timesteps(schedule.T, steps, spacing)
+    grid = sampling_timesteps(schedule, steps, spacing)
     trajectory = [x] if return_trajectory else None
     pairs = zip(grid[:-1], grid[1:], strict=True)
     for t, t_prev in _steps(pairs, len(grid) - 1, progress, "ddim"):

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from minidiff.diffusion import GaussianDiffusion
 from minidiff.diffusion.samplers import ddim_invert, sample_ancestral, sample_ddim
-from minidiff.process import SPACINGS, ddim_coefficients, ddim_timesteps, linear_schedule
+from minidiff.process import (
+    SPACINGS,
+    ddim_coefficients,
+    linear_schedule,
+    sampling_timesteps,
+)
 from minidiff.toy import sampling as numpy_sampling
 from minidiff.toy.mixture import GaussianMixture
 from tests.diffusion.sampler_helpers import (
@@ -206,7 +211,7 @@ def test_float32_samplers_are_finite_for_any_schedule(schedule, eta, data):
     )
     steps = data.draw(st.integers(1, schedule.T))
     spacing = data.draw(st.sampled_from(SPACINGS))
-    grid = ddim_timesteps(schedule.T, steps, spacing)
+    grid = sampling_timesteps(schedule, steps, spacing)
     ddim = ddim_coefficients(schedule, grid[:-1], grid[1:], eta)
     for values in (ddim.signal, ddim.direction, ddim.sigma):
         assert np.all(np.isfinite(values)) and np.all(values >= 0)
@@ -321,7 +326,8 @@ def test_torch_and_numpy_trajectories_have_the_same_layout(sampler):
         denoiser, diffusion, torch.from_numpy(x_T), noise=numpy_noise(np.random.default_rng(4)),
         return_trajectory=True, **options,
     )  # fmt: skip
-    assert actual.shape == expected.shape == (len(ddim_timesteps(30, options.get("steps"))), 6, 2)
+    steps = len(sampling_timesteps(schedule, options.get("steps")))
+    assert actual.shape == expected.shape == (steps, 6, 2)
     np.testing.assert_array_equal(expected[0], x_T)
     np.testing.assert_allclose(actual.numpy(), expected, rtol=RTOL_LOOSE, atol=ATOL_LOOSE)
 

@@ -13,10 +13,10 @@ from minidiff.process import (
     ddim_direction,
     ddim_posterior_mean_var,
     ddim_sigma,
-    ddim_timesteps,
     linear_schedule,
     posterior_mean_var,
     q_mean_var,
+    sampling_timesteps,
 )
 from tests.process.helpers import assert_close
 from tests.strategies import (
@@ -192,7 +192,7 @@ def test_ddim_mean_is_the_coefficients_applied_to_x0_and_eps(schedule_steps, x0,
 def test_coefficients_over_a_grid_equal_the_coefficients_of_each_jump(schedule, spacing, eta, data):
     """ddim_coefficients over the jumps grid[:-1] -> grid[1:] of a DDIM grid gives, jump by
     jump, the factors of that single jump; all finite and >= 0 for eta in [0, 1]."""
-    grid = ddim_timesteps(schedule.T, data.draw(st.integers(1, min(schedule.T, 50))), spacing)
+    grid = sampling_timesteps(schedule, data.draw(st.integers(1, min(schedule.T, 50))), spacing)
     table = ddim_coefficients(schedule, grid[:-1], grid[1:], eta)
     for values in (table.signal, table.direction, table.sigma):
         assert values.shape == (len(grid) - 1,) and np.all(np.isfinite(values) & (values >= 0))

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from minidiff.process import (
     SPACINGS,
     ddim_posterior_mean_var,
-    ddim_timesteps,
     linear_schedule,
     posterior_mean_var,
     reverse_variance,
+    sampling_timesteps,
     x0_from_eps,
 )
 from minidiff.toy.datasets import eight_gaussians_mixture
@@ -194,7 +194,8 @@ def test_samplers_with_the_exact_denoiser_never_produce_nan(
 def test_trajectories_have_the_documented_layout():
     """Both in the order of sampling, as the torch samplers: ancestral (T + 1, B, D) with
     trajectory[T - t] = x_t; DDIM (steps + 1, B, D) with trajectory[i] the state at
-    ddim_timesteps(T, steps)[i]; trajectory[0] = x_T, trajectory[-1] = x_0."""
+    sampling_timesteps(schedule, steps)[i] (the default spacing); trajectory[0] = x_T,
+    trajectory[-1] = x_0."""
     schedule = linear_schedule(50)
     denoiser = MIXTURE.denoiser(schedule)
     x_T = starting_noise()[:10]
@@ -211,7 +212,7 @@ def test_trajectories_have_the_documented_layout():
     np.testing.assert_array_equal(trajectory[0], x_T)
     np.testing.assert_array_equal(trajectory[-1], x0)
     # the last jump, grid[-2] -> 0, adds no noise: x_0 is DDIM's eq. 7 mean at trajectory[-2]
-    t = np.full(10, ddim_timesteps(50, 7)[-2])
+    t = np.full(10, sampling_timesteps(schedule, 7)[-2])
     x0_hat = x0_from_eps(schedule, trajectory[-2], t, denoiser(trajectory[-2], t))
     mean, _ = ddim_posterior_mean_var(schedule, x0_hat, trajectory[-2], t, 0, 0.0)
     np.testing.assert_allclose(trajectory[-1], mean, rtol=RTOL, atol=ATOL)
