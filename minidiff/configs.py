@@ -5,11 +5,14 @@ A `Preset` holds one frozen dataclass per section, and each section is (or build
 object it configures:
 
 - ``data``: `DataConfig` (the data set and how it is fed);
-- ``model``: the network's own settings, a `minidiff.nn.UNetConfig` or a
-  `minidiff.nn.ToyMLPConfig` (`build_model` builds it, doubling its output for a learned
-  variance);
-- ``diffusion``: `DiffusionConfig` (schedule, T, parameterization, variance, loss;
-  `DiffusionConfig.build` gives the `GaussianDiffusion`);
+- ``model``: the network's own settings, the config class of one kind of `MODEL_KINDS`
+  (``unet``: `minidiff.nn.UNetConfig`, ``mlp``: `minidiff.nn.ToyMLPConfig`, ``sequence``:
+  `minidiff.nn.sequence.SequenceDenoiserConfig`, ``diffwave``:
+  `minidiff.nn.diffwave.DiffWaveConfig`); `build_model` builds it, doubling the output
+  of a U-Net or MLP for a learned variance;
+- ``diffusion``: the config class of one kind of `DIFFUSION_KINDS` (``gaussian``:
+  `DiffusionConfig`, schedule, T, parameterization, variance, loss; ``absorbing`` and
+  ``uniform``: `minidiff.discrete.configs`); `build_diffusion` gives the process object;
 - ``training``: the `minidiff.training.TrainConfig` itself;
 - ``sampling``: `SamplingConfig` (the sampler of figures and evaluations).
 
@@ -32,16 +35,27 @@ change when a run is resumed.
   (``model.num_classes=10``), labels dropped with probability ``training.p_uncond`` for
   classifier-free guidance (Ho & Salimans 2022); sampled with ``sampling.guidance``.
 - ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.process.toy_schedule`.
+- ``text-kjv``: a dilated-convolution denoiser of characters of the King James Bible with
+  the absorbing diffusion of MDLM (Sahoo et al. 2024); ``audio``: a DiffWave network
+  (Kong et al. 2021) on synthetic tones with its T = 50 schedule; ``audio-digits``: the
+  same, class-conditional, on the spoken digits of espeak-ng.
+
+Each kind is one entry of its table: the kind's name, its config class, and what builds
+it (`ModelKind`, `DiffusionKind`). A model kind says whether it denoises ``"tokens"`` or
+``"continuous"`` data, and a preset pairs it with a diffusion kind of the same data.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import torch
+from torch import nn
 
+from minidiff.data.text import VOCAB
 from minidiff.diffusion.gaussian import (
     LOSSES,
     PARAMETERIZATIONS,
@@ -51,10 +65,13 @@ from minidiff.diffusion.gaussian import (
     Parameterization,
     Variance,
 )
+from minidiff.discrete.configs import AbsorbingDiffusionConfig, UniformDiffusionConfig
+from minidiff.nn.diffwave import DiffWave, DiffWaveConfig
 from minidiff.nn.flops import mlp_forward_flops, unet_forward_flops
 from minidiff.nn.mlp import ToyMLP, ToyMLPConfig
+from minidiff.nn.sequence import SequenceDenoiserConfig, build_sequence_denoiser
 from minidiff.nn.unet import UNet, UNetConfig
-from minidiff.process import SCHEDULES, Schedule, make_schedule, toy_schedule
+from minidiff.process import SCHEDULES, Schedule, linear_schedule, make_schedule, toy_schedule
 from minidiff.sections import assign
 from minidiff.training.config import TrainConfig, resumable
 
@@ -62,6 +79,11 @@ __all__ = [
     "PRESETS",
     "PresetName",
     "MODELS",
+    "MODEL_KINDS",
+    "DIFFUSIONS",
+    "DIFFUSION_KINDS",
+    "ModelKind",
+    "DiffusionKind",
     "SAMPLERS",
     "SCHEDULE_NAMES",
     "DATASET_SIZES",
@@ -76,19 +98,24 @@ __all__ = [
     "describe",
 ]
 
-PresetName = Literal["toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond"]
+PresetName = Literal[
+    "toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond",
+    "text-kjv", "audio", "audio-digits",
+]  # fmt: skip
 PRESETS: tuple[str, ...] = get_args(PresetName)
-ModelKind = Literal["unet", "mlp"]
-MODELS: tuple[str, ...] = get_args(ModelKind)
-MODEL_CONFIGS = {"unet": UNetConfig, "mlp": ToyMLPConfig}  # the model section's classes
 Sampler = Literal["ancestral", "ddim"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
-SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.process.toy_schedule`
+# "toy": `minidiff.process.toy_schedule`; "diffwave": DiffWave's linear betas 1e-4..0.05
+# for T = 50 (Kong et al. 2021, sec. 4), not rescaled with T
+SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy", "diffwave")
+DIFFWAVE_BETA = (1e-4, 0.05)
+DataKind = Literal["continuous", "tokens"]  # what a network denoises and a process corrupts
 # settings `override` leaves alone: the name, and the output width `build_model` derives
 FIXED_FIELDS = ("name", "model.out_channels", "model.out_dim")
 # training-set sizes, for the epochs in `describe` (2-D data is drawn fresh: no entry)
 DATASET_SIZES = {"cifar10": 50_000, "digits": 1_438}  # digits: the train split
-LABELLED_DATASETS = {"cifar10": 10, "digits": 10}  # data sets with class labels: their classes
+# data sets with class labels: their classes
+LABELLED_DATASETS = {"cifar10": 10, "digits": 10, "spoken-digits": 10}
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -140,6 +167,8 @@ class DiffusionConfig:
         `minidiff.process.make_schedule` with the paper's defaults."""
         if self.schedule == "toy":
             return toy_schedule(self.T)
+        if self.schedule == "diffwave":
+            return linear_schedule(self.T, *DIFFWAVE_BETA)
         return make_schedule(self.schedule, self.T)
 
     def build(self) -> GaussianDiffusion:
@@ -176,55 +205,170 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class ModelKind:
+    """One kind of network a preset's model section may hold (an entry of `MODEL_KINDS`)."""
+
+    config: type  # the section's frozen dataclass
+    # (config, learned variance, generator) -> the network
+    build: Callable[[Any, bool, torch.Generator | None], nn.Module]
+    sample_shape: Callable[[Any], tuple[int, ...]]  # config -> the shape of one example
+    data: DataKind = "continuous"  # what it denoises: "continuous" values or "tokens"
+    flops: Callable[[nn.Module], int] | None = None  # forward FLOPs per example, if counted
+
+
+@dataclass(frozen=True)
+class DiffusionKind:
+    """One kind of process a preset's diffusion section may hold (`DIFFUSION_KINDS`)."""
+
+    config: type  # the section's frozen dataclass
+    build: Callable[[Any], Any]  # the preset -> the process the Trainer and samplers take
+    data: DataKind = "continuous"  # the data it corrupts, matched with the model kind's
+
+
+def _learned_output(config, learned: bool, field: str, width: int):
+    """``config`` with its output ``field`` doubled to 2 ``width`` for a learned variance."""
+    return replace(config, **{field: 2 * width}) if learned else config
+
+
+def _fixed_variance(build: Callable[[Any], nn.Module]):
+    """A builder for networks without a variance output: a learned variance is refused."""
+
+    def builder(config, learned: bool, generator: torch.Generator | None) -> nn.Module:
+        if learned:
+            raise ValueError(f"{type(config).__name__} has no variance output: use "
+                             "diffusion.variance fixed_small or fixed_large")  # fmt: skip
+        return build(config)
+
+    return builder
+
+
+def _counted_flops(example: Callable[[Any], tuple[torch.Tensor, ...]]):
+    """Forward FLOPs per example of a network ``model(*example(model.config))``, counted
+    by `torch.utils.flop_counter.FlopCounterMode` (2 per multiply-accumulate)."""
+
+    def flops(model: nn.Module) -> int:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(*example(model.config))
+        return int(counter.get_total_flops())
+
+    return flops
+
+
+def _one(c) -> tuple[torch.Tensor, ...]:
+    """One example input of a sequence or DiffWave network of config ``c`` (for FLOPs)."""
+    if isinstance(c, SequenceDenoiserConfig):
+        return torch.zeros(1, c.length, dtype=torch.int64), torch.full((1,), 0.5)
+    y = () if c.num_classes is None else (torch.zeros(1, dtype=torch.int64),)
+    return torch.zeros(1, 1, c.length), torch.ones(1, dtype=torch.int64), *y
+
+
+# fmt: off
+MODEL_KINDS: dict[str, ModelKind] = {
+    "unet": ModelKind(
+        UNetConfig,
+        lambda c, learned, g: UNet.from_config(
+            _learned_output(c, learned, "out_channels", c.in_channels)),
+        lambda c: (c.in_channels, c.image_size, c.image_size), flops=unet_forward_flops),
+    "mlp": ModelKind(
+        ToyMLPConfig,
+        lambda c, learned, g: ToyMLP.from_config(
+            _learned_output(c, learned, "out_dim", c.dim), generator=g),
+        lambda c: (c.dim,), flops=mlp_forward_flops),
+    "sequence": ModelKind(SequenceDenoiserConfig, _fixed_variance(build_sequence_denoiser),
+                          lambda c: (c.length,), data="tokens", flops=_counted_flops(_one)),
+    "diffwave": ModelKind(DiffWaveConfig, _fixed_variance(DiffWave), lambda c: (1, c.length),
+                          flops=_counted_flops(_one)),
+}
+DIFFUSION_KINDS: dict[str, DiffusionKind] = {
+    "gaussian": DiffusionKind(DiffusionConfig, lambda p: p.diffusion.build()),
+    "absorbing": DiffusionKind(AbsorbingDiffusionConfig,
+                               lambda p: p.diffusion.build(p.model.vocab_size), data="tokens"),
+    "uniform": DiffusionKind(UniformDiffusionConfig,
+                             lambda p: p.diffusion.build(p.model.vocab_size), data="tokens"),
+}
+# fmt: on
+MODELS: tuple[str, ...] = tuple(MODEL_KINDS)
+DIFFUSIONS: tuple[str, ...] = tuple(DIFFUSION_KINDS)
+MODEL_CONFIGS = {kind: entry.config for kind, entry in MODEL_KINDS.items()}
+DIFFUSION_CONFIGS = {kind: entry.config for kind, entry in DIFFUSION_KINDS.items()}
+# settings a U-Net's or MLP's output width takes from the variance (`build_model`)
+_OUTPUT_FIELDS = {"unet": "out_channels", "mlp": "out_dim"}
+
+
+def _kind_of(section: str, value: Any, configs: dict[str, type]) -> str:
+    """The kind whose config class ``value`` is an instance of."""
+    for kind, cls in configs.items():
+        if type(value) is cls:
+            return kind
+    expected = " or ".join(cls.__name__ for cls in configs.values())
+    raise TypeError(f"{section} must be a {expected}, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
 class Preset:
     """The settings of one training run, by section; see the module docstring."""
 
     name: str  # the preset this was built from (kept through overrides)
     data: DataConfig
-    model: UNetConfig | ToyMLPConfig  # its output width follows the variance: `build_model`
-    diffusion: DiffusionConfig
+    model: Any  # a config of `MODEL_KINDS`; a U-Net's or MLP's output follows the variance
+    diffusion: Any  # a config of `DIFFUSION_KINDS`
     training: TrainConfig
     sampling: SamplingConfig
 
     def __post_init__(self) -> None:
-        sections = {"data": (DataConfig,), "model": (UNetConfig, ToyMLPConfig),
-                    "diffusion": (DiffusionConfig,), "training": (TrainConfig,),
-                    "sampling": (SamplingConfig,)}  # fmt: skip
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        sections = {"data": DataConfig, "training": TrainConfig, "sampling": SamplingConfig}
         for name, kind in sections.items():
             if not isinstance(getattr(self, name), kind):
-                expected = " or ".join(k.__name__ for k in kind)
-                raise TypeError(
-                    f"{name} must be a {expected}, got {type(getattr(self, name)).__name__}"
-                )
+                raise TypeError(f"{name} must be a {kind.__name__}, got "
+                                f"{type(getattr(self, name)).__name__}")  # fmt: skip
+        model, diffusion = self.model_kind, self.diffusion_kind  # type checks
+        if MODEL_KINDS[model].data != DIFFUSION_KINDS[diffusion].data:
+            raise ValueError(f"model kind {model!r} denoises {MODEL_KINDS[model].data} data, "
+                             f"but diffusion kind {diffusion!r} corrupts "
+                             f"{DIFFUSION_KINDS[diffusion].data} data")  # fmt: skip
         if isinstance(self.model, UNetConfig):
             self.model.check()
-        out = "out_channels" if isinstance(self.model, UNetConfig) else "out_dim"
-        if getattr(self.model, out) is not None:
+        out = _OUTPUT_FIELDS.get(model)
+        if out is not None and getattr(self.model, out) is not None:
             raise ValueError(f"model.{out} must be None (build_model sets it from the "
                              f"variance), got {getattr(self.model, out)!r}")  # fmt: skip
-        classes, labelled = self.model.num_classes, LABELLED_DATASETS.get(self.data.dataset)
+        self._check_labels()
+        steps = self.sampling.sampling_steps
+        if steps is not None and steps > self.diffusion.T:
+            raise ValueError(f"sampling_steps must be <= T = {self.diffusion.T}, got {steps!r}")
+        if diffusion != "gaussian" and (self.sampling.sampler != "ancestral"
+                                        or self.training.num_bins is not None):  # fmt: skip
+            raise ValueError(f"diffusion kind {diffusion!r} needs sampling.sampler ancestral "
+                             f"and training.num_bins none, got {self.sampling.sampler!r} and "
+                             f"{self.training.num_bins!r}")  # fmt: skip
+
+    def _check_labels(self) -> None:
+        classes = getattr(self.model, "num_classes", None)
+        labelled = LABELLED_DATASETS.get(self.data.dataset)
         if classes is not None and classes != labelled:  # labels only where the data has them
             raise ValueError(f"model.num_classes must be None or, for a labelled data set "
                              f"{tuple(LABELLED_DATASETS)}, its number of classes; got "
                              f"{classes!r} for {self.data.dataset!r}")  # fmt: skip
-        steps = self.sampling.sampling_steps
-        if steps is not None and steps > self.diffusion.T:
-            raise ValueError(f"sampling_steps must be <= T = {self.diffusion.T}, got {steps!r}")
 
     @property
     def model_kind(self) -> str:
-        """``"unet"`` or ``"mlp"``: which network the model section builds."""
-        return "unet" if isinstance(self.model, UNetConfig) else "mlp"
+        """The kind of `MODEL_KINDS` the model section builds (``"unet"``, ``"mlp"``, ...)."""
+        return _kind_of("model", self.model, MODEL_CONFIGS)
+
+    @property
+    def diffusion_kind(self) -> str:
+        """The kind of `DIFFUSION_KINDS` of the diffusion section (``"gaussian"``, ...)."""
+        return _kind_of("diffusion", self.diffusion, DIFFUSION_CONFIGS)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """The shape of one example: (C, H, W) for the U-Net, (D,) for the MLP."""
-        m = self.model
-        if isinstance(m, UNetConfig):
-            return (m.in_channels, m.image_size, m.image_size)
-        return (m.dim,)
+        """The shape of one example: (C, H, W) for the U-Net, (D,) for the MLP, (L,)
+        tokens for a sequence denoiser, (1, S) for a waveform."""
+        return MODEL_KINDS[self.model_kind].sample_shape(self.model)
 
 
 _CIFAR10 = Preset(
@@ -300,6 +444,46 @@ _PRESETS: dict[str, Preset] = {
                          warmup_steps=200, ema_decay=0.995, num_bins=None),
         sampling=replace(_CIFAR10.sampling, num_samples=2000),
     ),
+    # -- text and audio ------------------------------------------------------------------
+    # characters of the KJV (`minidiff.data.text`) in windows of 128, the absorbing
+    # diffusion of MDLM and a 0.48M-parameter dilated-convolution denoiser: batch 32 at
+    # lr 2e-3 passes the trigram's 2.68 bits/char in minutes on one CPU thread
+    # (benchmarks/text.py); sampled by unmasking in T = 256 steps
+    "text-kjv": replace(
+        _CIFAR10, name="text-kjv",
+        data=DataConfig("kjv"),
+        model=SequenceDenoiserConfig(vocab_size=len(VOCAB), network="conv", width=80, depth=8,
+                                     length=128),
+        diffusion=AbsorbingDiffusionConfig(T=256),
+        training=replace(_CIFAR10.training, lr=2e-3, batch_size=32, steps=20_000,
+                         warmup_steps=200, ema_decay=0.995, num_bins=None, log_every=100,
+                         checkpoint_every=1000),
+        sampling=SamplingConfig(sampler="ancestral", num_samples=5),
+    ),
+    # synthetic tones (`minidiff.data.audio.synthetic_tones`: known pitch, so the samples'
+    # dominant frequencies have a ground truth) of 1024 samples at 8 kHz; a DiffWave of 32
+    # channels and 10 layers (receptive field 373 samples) with DiffWave's T = 50 linear
+    # schedule, eps-prediction, sampled by DDIM in 10 steps; CPU minutes
+    "audio": (_AUDIO := replace(
+        _CIFAR10, name="audio",
+        data=DataConfig("tones"),
+        model=DiffWaveConfig(channels=32, layers=10, dilation_cycle=5, length=1024),
+        diffusion=DiffusionConfig(schedule="diffwave", T=50, variance="fixed_small"),
+        training=replace(_CIFAR10.training, lr=1e-3, batch_size=16, steps=3000,
+                         warmup_steps=100, ema_decay=0.995, num_bins=None, log_every=50,
+                         checkpoint_every=500),
+        sampling=SamplingConfig(sampler="ddim", sampling_steps=10, num_samples=8),
+    )),
+    # one second of espeak-ng's spoken digits (`minidiff.data.audio.spoken_digits`, the
+    # training voices), class-conditional; 12 layers see 253 ms: a run for a GPU
+    "audio-digits": replace(
+        _AUDIO, name="audio-digits",
+        data=DataConfig("spoken-digits"),
+        model=DiffWaveConfig(channels=64, layers=12, dilation_cycle=6, num_classes=10,
+                             length=8000),
+        training=replace(_AUDIO.training, batch_size=8, steps=20_000),
+        sampling=SamplingConfig(sampler="ddim", sampling_steps=10, num_samples=10),
+    ),
 }
 # fmt: on
 
@@ -333,29 +517,23 @@ def override(base: Preset, assignments: list[str] | tuple[str, ...]) -> Preset:
     return assign(base, assignments, fixed=FIXED_FIELDS)
 
 
-def build_model(p: Preset, generator: torch.Generator | None = None) -> UNet | ToyMLP:
-    """The network of preset ``p``: a `UNet` or a `ToyMLP` (``generator`` draws the MLP's
-    initial weights; the U-Net draws from torch's global generator). With a learned
-    variance its output has twice the data's channels: the prediction, then the
-    interpolation weight of the log variance (Nichol & Dhariwal 2021, sec. 3.1). Build it
-    under ``with torch.device("meta"):`` to count without allocating."""
-    learned = p.diffusion.variance == "learned_range"
-    if isinstance(p.model, UNetConfig):
-        config = replace(p.model, out_channels=2 * p.model.in_channels) if learned else p.model
-        return UNet.from_config(config)
-    elif isinstance(p.model, ToyMLPConfig):
-        config = replace(p.model, out_dim=2 * p.model.dim) if learned else p.model
-        return ToyMLP.from_config(config, generator=generator)
-    else:
-        raise TypeError(f"p.model must be a UNetConfig or a ToyMLPConfig, got {p.model!r}")
+def build_model(p: Preset, generator: torch.Generator | None = None) -> nn.Module:
+    """The network of preset ``p``, built by its kind's entry of `MODEL_KINDS` (``generator``
+    draws the MLP's initial weights; the others draw from torch's global generator). With
+    a learned variance a U-Net's or MLP's output has twice the data's channels: the
+    prediction, then the interpolation weight of the log variance (Nichol & Dhariwal 2021,
+    sec. 3.1). Build it under ``with torch.device("meta"):`` to count without allocating."""
+    learned = getattr(p.diffusion, "variance", None) == "learned_range"
+    return MODEL_KINDS[p.model_kind].build(p.model, learned, generator)
 
 
-def build_diffusion(p: Preset) -> GaussianDiffusion:
-    """The `GaussianDiffusion` of preset ``p`` (`DiffusionConfig.build`)."""
-    return p.diffusion.build()
+def build_diffusion(p: Preset) -> Any:
+    """The process of preset ``p``, built by its kind's entry of `DIFFUSION_KINDS`: a
+    `GaussianDiffusion`, a `minidiff.discrete.MaskedDiffusion` or a `minidiff.discrete.D3PM`."""
+    return DIFFUSION_KINDS[p.diffusion_kind].build(p)
 
 
-def describe(p: Preset, model: UNet | ToyMLP | None = None) -> dict[str, Any]:
+def describe(p: Preset, model: nn.Module | None = None) -> dict[str, Any]:
     """The size and cost of preset ``p``'s run, without running anything.
 
     Convention: a training step costs 3 x the forward FLOPs per example x the batch size
@@ -374,9 +552,10 @@ def describe(p: Preset, model: UNet | ToyMLP | None = None) -> dict[str, Any]:
             model = build_model(p)
     elif model is None:
         model = build_model(p, generator=torch.Generator().manual_seed(0))
-    forward = unet_forward_flops(model) if p.model_kind == "unet" else mlp_forward_flops(model)
+    flops = MODEL_KINDS[p.model_kind].flops
+    forward = None if flops is None else flops(model)  # not counted for this kind: None
     batch, steps = p.training.batch_size, p.training.steps
-    per_step = 3 * forward * batch
+    per_step = None if forward is None else 3 * forward * batch
     seen = batch * steps
     size = DATASET_SIZES.get(p.data.dataset)
     return {
@@ -385,7 +564,7 @@ def describe(p: Preset, model: UNet | ToyMLP | None = None) -> dict[str, Any]:
         "parameters": sum(q.numel() for q in model.parameters()),
         "forward_flops_per_example": forward,
         "train_flops_per_step": per_step,
-        "train_flops_total": per_step * steps,
+        "train_flops_total": None if per_step is None else per_step * steps,
         "examples_seen": seen,
         "epochs": None if size is None else seen / size,
     }

@@ -27,26 +27,33 @@ from minidiff.configs import (
     preset,
 )
 from minidiff.data import load_digits
-from minidiff.diffusion.gaussian import LOSSES, PARAMETERIZATIONS, VARIANCES
+from minidiff.diffusion.gaussian import LOSSES, PARAMETERIZATIONS, VARIANCES, GaussianDiffusion
+from minidiff.discrete import D3PM, MaskedDiffusion
+from minidiff.nn.diffwave import DiffWave
 from minidiff.nn.flops import unet_forward_flops
 from minidiff.nn.mlp import ToyMLP, ToyMLPConfig
+from minidiff.nn.sequence import DilatedConvDenoiser, TransformerDenoiser
 from minidiff.nn.unet import UNet, UNetConfig
 from minidiff.training import Trainer
 from minidiff.training.config import TrainConfig
 
+MODEL_CLASSES = {"unet": UNet, "mlp": ToyMLP, "diffwave": DiffWave,
+                 "sequence": (DilatedConvDenoiser, TransformerDenoiser)}  # fmt: skip
+DIFFUSION_CLASSES = {"gaussian": GaussianDiffusion, "absorbing": MaskedDiffusion, "uniform": D3PM}
 DDPM_CIFAR10_PARAMETERS = 35_746_307  # Ho et al. (2020), appendix B: "35.7 million"
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_builds_its_model_diffusion_and_train_config(name):
-    """Each preset yields a network (on the meta device), a diffusion with T steps, a
-    TrainConfig, and a description with consistent sums."""
+    """Each preset yields a network of its model kind (on the meta device), a diffusion of
+    its kind with T steps, a TrainConfig, and a description with consistent sums."""
     p = preset(name)
     with torch.device("meta"):
         model = build_model(p)
-    assert isinstance(model, UNet if p.model_kind == "unet" else ToyMLP)
+    assert isinstance(model, MODEL_CLASSES[p.model_kind])
     diffusion = build_diffusion(p)
-    assert diffusion.schedule.T == p.diffusion.T
+    assert isinstance(diffusion, DIFFUSION_CLASSES[p.diffusion_kind])
+    assert diffusion.T == p.diffusion.T
     assert isinstance(p.training, TrainConfig)
     info = describe(p)
     batch, steps = p.training.batch_size, p.training.steps
@@ -68,9 +75,12 @@ def test_each_section_is_the_object_it_configures(name):
     assert model.config == p.model
     d = p.diffusion
     diffusion = build_diffusion(p)
-    assert (diffusion.parameterization, diffusion.variance, diffusion.loss) == (
-        d.parameterization, d.variance, d.loss,
-    )  # fmt: skip
+    if p.diffusion_kind == "gaussian":
+        assert (diffusion.parameterization, diffusion.variance, diffusion.loss) == (
+            d.parameterization, d.variance, d.loss,
+        )  # fmt: skip
+    else:  # a discrete process over the denoiser's vocabulary
+        assert diffusion.T == d.T and diffusion.data_states == p.model.vocab_size
     assert type(p.training) is TrainConfig
 
 
@@ -306,3 +316,40 @@ def test_a_preset_refuses_an_out_width_and_sections_of_the_wrong_type(case):
     build, error, match = REFUSED_SECTIONS[case]
     with pytest.raises(error, match=match):
         build()
+
+
+def test_audio_presets_use_diffwaves_schedule():
+    """Kong et al. (2021), sec. 4: T = 50 with beta linear from 1e-4 to 0.05 (not rescaled
+    with T), eps-prediction and the simple loss; the text preset pairs a sequence denoiser
+    over the KJV's vocabulary with the absorbing diffusion."""
+    for name in ("audio", "audio-digits"):
+        p = preset(name)
+        beta = build_diffusion(p).schedule.beta
+        assert p.diffusion.T == 50 and beta[0] == 0.0
+        assert beta[1] == pytest.approx(1e-4, rel=1e-12)
+        assert beta[50] == pytest.approx(0.05, rel=1e-12)
+        assert (p.diffusion.parameterization, p.diffusion.loss) == ("eps", "simple")
+    text = preset("text-kjv")
+    kinds = (text.model_kind, text.diffusion_kind, text.training.num_bins)
+    assert kinds == ("sequence", "absorbing", None)
+
+
+def test_model_and_diffusion_kinds_must_agree_and_round_trip_as_plain_data():
+    """A token denoiser with the Gaussian diffusion, or an image network with a discrete
+    one, is refused naming both kinds; every preset survives `preset_to_dict` and back,
+    its kinds stored by name; a stored Gaussian section without a kind (older runs) reads."""
+    from minidiff.discrete import AbsorbingDiffusionConfig
+    from minidiff.runs import preset_from_dict, preset_to_dict
+
+    text, digits = preset("text-kjv"), preset("digits")
+    with pytest.raises(ValueError, match="'sequence'.*'gaussian'"):
+        replace(text, diffusion=digits.diffusion)
+    with pytest.raises(ValueError, match="'unet'.*'absorbing'"):
+        replace(digits, diffusion=AbsorbingDiffusionConfig())
+    for name in PRESETS:
+        stored = preset_to_dict(preset(name))
+        assert stored["diffusion"]["kind"] == preset(name).diffusion_kind
+        assert preset_from_dict(stored) == preset(name)
+    stored = preset_to_dict(digits)
+    del stored["diffusion"]["kind"]
+    assert preset_from_dict(stored) == digits

@@ -4,17 +4,26 @@
     minidiff sample --checkpoint runs/cifar10 --sampler ddim --steps 50 --n 64 --out grid.png
     minidiff sample --checkpoint runs/digits-cond --class 7 --guidance 3 --out seven.png
     minidiff sample --checkpoint runs/digits-cond --class all --out classes.png
+    minidiff sample --checkpoint runs/text-kjv --n 5 --length 256      # prints text
+    minidiff sample --checkpoint runs/text-kjv --prompt "In the beginning ____ the earth"
+    minidiff sample --checkpoint runs/audio --n 8 --out tones/         # WAVs + spectrograms
 
 The model is rebuilt from the preset stored in the checkpoint and sampled with its EMA
 weights (`minidiff.runs.load_run`, `minidiff.runs.sample`). A class-conditional run (a
 ``-cond`` preset) samples --class with classifier-free guidance of scale --guidance (s = 0
 unconditional, 1 conditional; default: the preset's ``sampling.guidance``); ``--class all``
 draws one row per class. An existing --out file is never overwritten.
+
+A text run (``text-kjv``) prints its samples, one block each (and writes them to --out
+if given); ``--prompt`` keeps its characters and generates those written ``_``. An audio
+run (``audio``, ``audio-digits``) writes --out/sample_I.wav and --out/spectrograms.png
+into a new folder --out (`minidiff.runs.save_audio`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from minidiff.cli._common import add_device_option, fail, float_at_least, int_at_least
@@ -33,7 +42,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument("--checkpoint", required=True, type=Path, metavar="PATH")
-    sample.add_argument("--out", required=True, type=Path, help="the PNG file to write")
+    sample.add_argument("--out", type=Path, default=None,
+                        help="the PNG file to write (images); a new folder for the WAV files "
+                        "and spectrograms (audio); a text file (text, optional)")  # fmt: skip
+    sample.add_argument("--length", type=int_at_least(1), default=None,
+                        help="text: characters per sample; audio: samples per clip "
+                        "(default: the preset's model.length)")  # fmt: skip
+    sample.add_argument("--prompt", default=None,
+                        help="text: infill this prompt, generating its '_' characters")  # fmt: skip
     sample.add_argument("--sampler", default=None,
                         help="ancestral or ddim (default: the preset's sampler)")  # fmt: skip
     sample.add_argument("--steps", type=int_at_least(1), default=None,
@@ -68,13 +84,24 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.sampler is not None and args.sampler not in SAMPLERS:
         fail("sample", f"--sampler must be one of {SAMPLERS}, got {args.sampler!r}")
-    out: Path = args.out
-    if out.exists() or out.is_symlink():
+    out: Path | None = args.out
+    if out is not None and (out.exists() or out.is_symlink()):
         fail("sample", f"--out {str(out)!r} exists; it is never overwritten: choose another name")
     try:
-        atomic.check_output_location(out, "--out", folder=False)
         device = runs.resolve_device(args.device)
         loaded = runs.load_run(args.checkpoint, device=device)
+        kind = loaded.preset.model_kind
+        _check_options(args, kind)
+        if out is not None:
+            atomic.check_output_location(out, "--out", folder=kind == "diffwave")
+        if loaded.preset.diffusion_kind in runs.TEXT_KINDS:
+            texts = runs.sample_run_text(loaded, args.n, length=args.length, prompt=args.prompt,
+                                         steps=args.steps, seed=args.seed)  # fmt: skip
+            return _print_text(texts, out, loaded)
+        if kind == "diffwave" and args.length is not None:  # clips of another length
+            model = dataclasses.replace(loaded.preset.model, length=args.length)
+            loaded = dataclasses.replace(
+                loaded, preset=dataclasses.replace(loaded.preset, model=model))
         labels, nrow = None, args.nrow
         if args.label is not None:
             labels = runs.class_labels(loaded.preset, _class(args.label), args.n)
@@ -89,9 +116,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         fail("sample", str(err))
     if out.exists():  # created while sampling
         fail("sample", f"--out {str(out)!r} appeared while sampling; it is not overwritten")
+    p = loaded.preset
+    if kind == "diffwave":
+        titles = None if labels is None else [f"digit {int(d)}" for d in labels]
+        paths = runs.save_audio(x0, out, titles=titles)
+        print(f"{out}: {len(paths) - 1} WAV files and {paths[-1].name} of {p.name} "
+              f"(step {loaded.step}) from {loaded.path}")  # fmt: skip
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.save_image_grid(x0, out, nrow, scale=args.scale)
-    p = loaded.preset
     sampler = args.sampler or p.sampling.sampler
     scale = p.sampling.guidance if args.guidance is None else args.guidance
     guided = "" if labels is None else f", class {args.label}, guidance {scale:g}"
@@ -108,3 +141,28 @@ def _class(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise ValueError(f"--class must be 'all' or an integer class, got {text!r}") from None
+
+
+def _check_options(args: argparse.Namespace, kind: str) -> None:
+    """Refuse the options the run's kind does not take, and a missing --out."""
+    if kind != "sequence" and args.prompt is not None:
+        raise ValueError(f"--prompt is for text runs; this run's model is {kind!r}")
+    if kind not in ("sequence", "diffwave") and args.length is not None:
+        raise ValueError(f"--length is for text and audio runs; this run's model is {kind!r}")
+    if kind != "sequence" and args.out is None:
+        raise ValueError("--out is required: the PNG file (images) or the new folder (audio)")
+    if kind == "sequence" and args.label is not None:
+        raise ValueError("--class is for class-conditional image or audio runs")
+
+
+def _print_text(texts: list[str], out: Path | None, loaded) -> int:
+    """Print each sample under a rule; write them to ``out`` too if given."""
+    from minidiff import atomic
+
+    blocks = [f"--- sample {i} ---\n{text}" for i, text in enumerate(texts)]
+    print("\n".join(blocks))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(out, "\n".join(blocks) + "\n")
+        print(f"{out}: {len(texts)} samples of {loaded.preset.name} (step {loaded.step})")
+    return 0

@@ -38,7 +38,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     """Add ``train`` to the subcommands ``commands`` (an argparse subparsers object)."""
     train = commands.add_parser(
         "train",
-        help="train a preset (toy2d, digits, cifar10, cifar10-small) into a run folder",
+        help="train a preset (toy2d, digits, cifar10, text-kjv, audio, ...) into a run folder",
         description="Train a preset of minidiff.configs; writes OUT/run.json, "
         "OUT/metrics.jsonl, OUT/checkpoints/ and OUT/samples/ (every sample_every steps). "
         "Works under torchrun (one process per GPU).",
@@ -46,7 +46,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--config", required=True, metavar="NAME",
-        help="a preset of minidiff.configs: toy2d, digits, cifar10 or cifar10-small",
+        help="a preset of minidiff.configs: toy2d, digits, digits-cond, cifar10, "
+        "cifar10-small, cifar10-cond, text-kjv, audio or audio-digits",
     )  # fmt: skip
     train.add_argument(
         "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
@@ -168,8 +169,17 @@ def _summary(p: Preset, out: Path, trainer) -> str:
     samples = out / "samples"
     if samples.is_dir():
         lines.append(f"  sample grids    {samples} ({len(list(samples.glob('*.png')))} files)")
-    lines.append(f"  sample from it  minidiff sample --checkpoint {out} --out {out / 'grid.png'}")
+    lines.append(f"  sample from it  minidiff sample --checkpoint {out}{_sample_options(p, out)}")
     return "\n".join(lines)
+
+
+def _sample_options(p: Preset, out: Path) -> str:
+    """The options of ``minidiff sample`` for a run of ``p`` in ``out``."""
+    if p.model_kind == "sequence":
+        return " --n 5 --length 256"
+    if p.model_kind == "diffwave":
+        return f" --n 8 --out {out / 'audio'}"
+    return f" --out {out / 'grid.png'}"
 
 
 # -- the dry run -------------------------------------------------------------------------
@@ -212,9 +222,10 @@ def dry_run(p: Preset, device: torch.device, assignments: list[str], model, diff
           f"{batch})")  # fmt: skip
     print(f"FLOPs in total     {info['train_flops_total']:.3e} ({steps:,} steps)")
     epochs = info["epochs"]
-    if epochs is None:  # 2-D data: `minidiff.runs.training_data` draws TOY_POINTS points
+    if epochs is None and p.model_kind == "mlp":  # 2-D data: TOY_POINTS points are drawn
         epochs = info["examples_seen"] / runs.TOY_POINTS
-    print(f"epochs             {epochs:.1f}")
+    if epochs is not None:
+        print(f"epochs             {epochs:.1f}")
     seconds, timed_batch, timed = runs.estimate_step_seconds(p, device, model, diffusion)
     total = seconds * steps
     scaled = f", scaled linearly to batch {batch}" if timed_batch != batch else ""

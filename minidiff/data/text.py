@@ -40,7 +40,7 @@ __all__ = [
     "split_by_position",
     "encode",
     "decode",
-    "random_windows",
+    "text_windows",
 ]
 
 # The 63 characters of the cleaned KJV, in code-point order; index = token id.
@@ -171,22 +171,23 @@ def decode(ids: torch.Tensor, mask: str = "_") -> str:
     return "".join(symbols[i] for i in ids.tolist())
 
 
-def random_windows(
-    ids: torch.Tensor, batch: int, length: int, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """``batch`` windows of ``length`` consecutive tokens at uniform random offsets.
+def text_windows(ids: torch.Tensor, length: int, stride: int | None = None) -> torch.Tensor:
+    """The windows of ``length`` consecutive tokens of ``ids`` starting every ``stride``
+    tokens (default: ``length``, windows side by side), as a training set.
 
     Args:
         ids: (N,) token ids, N >= length.
 
     Returns:
-        (batch, length) int64.
+        (1 + (N - length) // stride, length) int64, window i starting at token i * stride.
     """
+    stride = length if stride is None else stride
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be an int >= 1, got {length!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
     if ids.ndim != 1 or ids.shape[0] < length:
         raise ValueError(
             f"ids must have shape (N,) with N >= length = {length}, got {tuple(ids.shape)}"
         )
-    if batch < 1 or length < 1:
-        raise ValueError(f"batch and length must be >= 1, got {batch} and {length}")
-    start = torch.randint(0, ids.shape[0] - length + 1, (batch,), generator=generator)
-    return ids[start[:, None] + torch.arange(length)]
+    return ids.unfold(0, length, stride).to(torch.int64).contiguous()  # (windows, length)

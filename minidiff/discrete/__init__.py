@@ -4,11 +4,14 @@
 `minidiff.markov.corruption` into tables and gives the posterior by Bayes, the exact
 variational bound and the hybrid loss; `masked` is the continuous-time absorbing
 diffusion of Sahoo et al. (2024, MDLM) with sampling by unmasking and infilling;
-`ngram` holds the add-k baselines; `text` is the character-level pipeline.
+`configs` holds the diffusion sections of text presets; `ngram` the add-k baselines;
+`text` scores, samples and infills characters.
 """
 
+from minidiff.discrete.configs import AbsorbingDiffusionConfig, UniformDiffusionConfig
 from minidiff.discrete.d3pm import D3PM, D3PM_LOSSES, HYBRID_CE_WEIGHT, D3PMLoss, posterior_matrix
 from minidiff.discrete.masked import (
+    MaskedDiffusion,
     absorbing_linear_beta,
     mask_tokens,
     masked_loss_terms,
@@ -17,26 +20,17 @@ from minidiff.discrete.masked import (
     stratified_times,
 )
 from minidiff.discrete.ngram import best_add_k, ngram_bits_per_char
-from minidiff.discrete.text import (
-    TEXT_NETWORKS,
-    TEXT_PROCESSES,
-    TextDiffusionConfig,
-    TextModel,
-    TextNetwork,
-    TextProcess,
-    build_text_model,
-    parse_prompt,
-    sample_text,
-    text_bits_per_char,
-    train_text,
-)
+from minidiff.discrete.text import parse_prompt, sample_text, text_bits_per_char
 
 __all__ = [
+    "AbsorbingDiffusionConfig",
+    "UniformDiffusionConfig",
     "D3PM",
     "D3PM_LOSSES",
     "D3PMLoss",
     "HYBRID_CE_WEIGHT",
     "posterior_matrix",
+    "MaskedDiffusion",
     "absorbing_linear_beta",
     "mask_tokens",
     "masked_loss_terms",
@@ -45,15 +39,7 @@ __all__ = [
     "stratified_times",
     "best_add_k",
     "ngram_bits_per_char",
-    "TEXT_NETWORKS",
-    "TEXT_PROCESSES",
-    "TextDiffusionConfig",
-    "TextModel",
-    "TextNetwork",
-    "TextProcess",
-    "build_text_model",
     "parse_prompt",
     "sample_text",
     "text_bits_per_char",
-    "train_text",
 ]

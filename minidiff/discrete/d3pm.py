@@ -37,13 +37,24 @@ from torch.nn import functional as F
 
 from minidiff.markov.corruption import CORRUPTIONS, Corruption, cumulative_matrix, step_matrix
 
-__all__ = ["D3PM", "D3PM_LOSSES", "D3PMLoss", "HYBRID_CE_WEIGHT", "posterior_matrix"]
+__all__ = [
+    "D3PM", "D3PM_LOSSES", "D3PMLoss", "HYBRID_CE_WEIGHT", "check_token_inputs", "posterior_matrix",
+]  # fmt: skip
 
 D3PMLoss = Literal["vlb", "hybrid", "ce"]
 D3PM_LOSSES: tuple[str, ...] = get_args(D3PMLoss)
 HYBRID_CE_WEIGHT = 0.01  # lambda of L_vlb + lambda * CE for text (D3PM, sec. 3.4 and 4.1)
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_token_inputs(y: torch.Tensor | None, num_bins: int | None) -> None:
+    """Refuse what a discrete diffusion's training loss does not take: labels ``y`` and
+    ``num_bins`` (the discretised Gaussian decoder's) must be None."""
+    if y is not None or num_bins is not None:
+        raise ValueError(f"a discrete diffusion takes no labels y and no num_bins (set "
+                         f"training.num_bins=none), got y={y!r}, "
+                         f"num_bins={num_bins!r}")  # fmt: skip
 
 
 def posterior_matrix(kind: Corruption, beta: np.ndarray, t: int, K: int) -> np.ndarray:
@@ -73,11 +84,18 @@ class D3PM:
         corruption: ``"uniform"`` or ``"absorbing"`` (mask = state K - 1).
         beta: (T + 1,) betas in paper indexing; ``beta[T] = 1`` makes q(x_T | x_0) the prior.
         K: the number of states, the mask included for ``"absorbing"``.
+        loss, ce_weight: the loss `training_losses` trains with (see `losses`).
     """
 
-    def __init__(self, corruption: Corruption, beta: np.ndarray, K: int) -> None:
+    def __init__(
+        self, corruption: Corruption, beta: np.ndarray, K: int, *, loss: D3PMLoss = "hybrid",
+        ce_weight: float = HYBRID_CE_WEIGHT,
+    ) -> None:  # fmt: skip
         if corruption not in CORRUPTIONS:
             raise ValueError(f"unknown corruption {corruption!r}; expected one of {CORRUPTIONS}")
+        if loss not in D3PM_LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {D3PM_LOSSES}")
+        self.loss, self.ce_weight = loss, ce_weight  # the training loss of `training_losses`
         beta = np.asarray(beta, dtype=np.float64)
         self.corruption, self.K, self.T = corruption, int(K), beta.shape[0] - 1
         # (T + 1, K, K) tables straight from the layer-0 kernels; Q_0 = Q_bar_0 = I.
@@ -113,13 +131,16 @@ class D3PM:
         return t
 
     def q_sample(
-        self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """x_t ~ Cat(x_0 Q_bar_t) for x0 (B, L) int64 and t (B,); returns (B, L) int64."""
+        self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None,
+        u: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """x_t ~ Cat(x_0 Q_bar_t) for x0 (B, L) int64 and t (B,), by inverting the CDF at
+        the uniforms u (B, L, 1) (drawn when None); returns (B, L) int64."""
         t = self._check_t(t, 0)
         _, Q_bar = self.tables(torch.empty(0, dtype=torch.float64, device=x0.device))
         probs = Q_bar[t][torch.arange(x0.shape[0])[:, None], x0]  # (B, L, K): row x0 of Q_bar_t
-        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=torch.float64)
+        if u is None:
+            u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=torch.float64)
         return (
             torch.searchsorted(probs.cumsum(-1), u.to(x0.device)).squeeze(-1).clamp_max(self.K - 1)
         )
@@ -193,8 +214,34 @@ class D3PM:
         """
         if loss not in D3PM_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {D3PM_LOSSES}")
+        draws = self.training_draws(x0, generator)
+        return self._losses_at(denoiser, x0, draws["t"], draws["u"], loss, ce_weight)
+
+    def training_draws(self, x0: torch.Tensor, generator: torch.Generator | None = None
+                       ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The random draws of one training step for x0 (B, L): t (B,) ~ U{1..T} and the
+        uniforms u (B, L, 1) of `q_sample`."""
         t = torch.randint(1, self.T + 1, (x0.shape[0],), generator=generator).to(x0.device)
-        xt = self.q_sample(x0, t, generator)
+        return {"t": t, "u": torch.rand((*x0.shape, 1), generator=generator, dtype=torch.float64)}
+
+    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor, *, t: torch.Tensor,
+                        u: torch.Tensor, y: torch.Tensor | None = None,
+                        num_bins: int | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``{"loss", "t"}``: the (B,) loss ``self.loss`` at the draws of `training_draws`.
+
+        Raises:
+            ValueError: labels ``y`` or a ``num_bins`` (Gaussian decoders only) are given.
+        """
+        check_token_inputs(y, num_bins)
+        return {"loss": self._losses_at(denoiser, x0, t, u, self.loss, self.ce_weight), "t": t}
+
+    def nelbo(self, denoiser: Denoiser, x0: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """(B,) one-sample NELBO estimates of x0 (B, L) in nats per token (loss "vlb")."""
+        return self.losses(denoiser, x0, loss="vlb", generator=generator)
+
+    def _losses_at(self, denoiser, x0, t, u, loss, ce_weight) -> torch.Tensor:
+        xt = self.q_sample(x0, t, u=u)
         logits = self.model_logits(denoiser(xt, t.to(torch.float32) / self.T))
         ce = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none").mean(-1)  # (B,)
         if loss == "ce":

@@ -16,6 +16,9 @@ the integral of f(s) / s (tested). Sampling unmasks: from t to s < t each masked
 revealed with probability (alpha(s) - alpha(t)) / (1 - alpha(t)) = (t - s) / t with a
 value drawn from p~(x_0 | x_t) (MDLM, eq. 7); kept tokens never change, which makes
 infilling the same loop started from a partly masked sequence.
+
+`MaskedDiffusion` holds the process for a vocabulary, with the draws and losses that
+`minidiff.training.Trainer` asks of any diffusion (`training_draws`, `training_losses`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from minidiff.discrete.d3pm import check_token_inputs
+
 __all__ = [
+    "MaskedDiffusion",
     "absorbing_linear_beta",
     "mask_tokens",
     "masked_loss_terms",
@@ -51,7 +57,12 @@ def mask_tokens(
 ) -> torch.Tensor:
     """x_t: each token of x0 (B, L) replaced by ``mask_id`` with probability t (B,)."""
     u = torch.rand(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
-    return torch.where(u < t.to(torch.float64)[:, None], mask_id, x0)
+    return _mask_below(x0, t, u, mask_id)
+
+
+def _mask_below(x0: torch.Tensor, t: torch.Tensor, u: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """x_t: the tokens of x0 (B, L) whose uniform u (B, L) is below t (B,) masked."""
+    return torch.where(u.to(x0.device) < t.to(torch.float64).to(x0.device)[:, None], mask_id, x0)
 
 
 def masked_loss_terms(
@@ -96,7 +107,15 @@ def masked_nelbo(
     """
     if t is None:
         t = stratified_times(x0.shape[0], generator).to(x0.device)
-    xt = mask_tokens(x0, t, mask_id, generator)
+    u = torch.rand(x0.shape, generator=generator, dtype=torch.float64)
+    return _nelbo_at(denoiser, x0, t, u, mask_id)
+
+
+def _nelbo_at(denoiser: Denoiser, x0: torch.Tensor, t: torch.Tensor, u: torch.Tensor,
+              mask_id: int) -> torch.Tensor:  # fmt: skip
+    """(B,) the NELBO estimate at times t (B,) and mask uniforms u (B, L)."""
+    t = t.to(x0.device)
+    xt = _mask_below(x0, t, u, mask_id)
     logits = denoiser(xt, t.to(torch.float32))
     return masked_loss_terms(logits, x0, xt, t, mask_id) / x0.shape[1]
 
@@ -134,3 +153,54 @@ def sample_masked(
         reveal = torch.rand(x.shape, generator=generator, dtype=torch.float64) < (t - s) / t
         x = torch.where(masked & reveal, draw.reshape(x.shape), x)  # 1. unmask (t - s)/t of them
     return x
+
+
+class MaskedDiffusion:
+    """The absorbing diffusion of MDLM over ``vocab_size`` data states, the mask being
+    state ``vocab_size``; training is in continuous time, sampling takes ``T`` steps.
+
+    Args:
+        vocab_size: V, the data states (token ids 0..V-1; the mask is V).
+        T: the unmasking steps of `sample` (the continuous-time bound is T -> infinity).
+    """
+
+    def __init__(self, vocab_size: int, T: int = 256) -> None:
+        for name, value in (("vocab_size", vocab_size), ("T", T)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.vocab_size, self.mask_id, self.T = vocab_size, vocab_size, T
+
+    @property
+    def data_states(self) -> int:
+        """The states a denoiser predicts: V (as `D3PM.data_states`)."""
+        return self.vocab_size
+
+    def training_draws(self, x0: torch.Tensor, generator: torch.Generator | None = None
+                       ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The random draws of one training step for x0 (B, L): stratified times t (B,)
+        and the uniforms u (B, L) that mask the tokens with u < t (float64)."""
+        t = stratified_times(x0.shape[0], generator).to(x0.device)
+        return {"t": t, "u": torch.rand(x0.shape, generator=generator, dtype=torch.float64)}
+
+    def training_losses(self, denoiser: Denoiser, x0: torch.Tensor, *, t: torch.Tensor,
+                        u: torch.Tensor, y: torch.Tensor | None = None,
+                        num_bins: int | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``{"loss", "t"}``: the (B,) NELBO estimates in nats per token (MDLM, eq. 10) at
+        the draws of `training_draws`.
+
+        Raises:
+            ValueError: labels ``y`` or a ``num_bins`` (Gaussian decoders only) are given.
+        """
+        check_token_inputs(y, num_bins)
+        return {"loss": _nelbo_at(denoiser, x0, t, u, self.mask_id), "t": t}
+
+    def nelbo(self, denoiser: Denoiser, x0: torch.Tensor,
+              generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """(B,) one-sample NELBO estimates of x0 (B, L) in nats per token."""
+        return masked_nelbo(denoiser, x0, self.mask_id, generator=generator)
+
+    def sample(self, denoiser: Denoiser, xt: torch.Tensor, *, steps: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """`sample_masked` from ``xt`` (B, L) in ``steps`` steps (default ``T``)."""
+        steps = self.T if steps is None else steps
+        return sample_masked(denoiser, xt, self.mask_id, steps=steps, generator=generator)

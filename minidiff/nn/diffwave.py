@@ -35,9 +35,10 @@ class DiffWaveConfig:
     dilation_cycle: int = 6  # n: dilations 1, 2, ..., 2 ** (n - 1), then again
     embedding_dim: int = 128  # width of the sinusoidal step embedding
     num_classes: int | None = None  # class-conditional when set (labels 0..num_classes-1)
+    length: int = 1024  # samples per clip a run trains and samples (the network takes any)
 
     def __post_init__(self) -> None:
-        for name in ("channels", "layers", "dilation_cycle", "embedding_dim"):
+        for name in ("channels", "layers", "dilation_cycle", "embedding_dim", "length"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if self.num_classes is not None and self.num_classes < 1:

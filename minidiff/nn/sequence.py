@@ -17,6 +17,7 @@ Peebles & Xie 2023, sec. 3.2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -25,12 +26,17 @@ from torch.nn import functional as F
 from minidiff.nn.embedding import sinusoidal_embedding
 
 __all__ = [
+    "SEQUENCE_NETWORKS",
+    "SequenceNetwork",
     "SequenceDenoiserConfig",
+    "build_sequence_denoiser",
     "DilatedConvDenoiser",
     "TransformerDenoiser",
     "TIME_SCALE",
 ]
 
+SequenceNetwork = Literal["conv", "transformer"]
+SEQUENCE_NETWORKS: tuple[str, ...] = get_args(SequenceNetwork)
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as 1000 t, the range of DDPM's step indices
 
 
@@ -39,6 +45,7 @@ class SequenceDenoiserConfig:
     """Settings of a sequence denoiser."""
 
     vocab_size: int  # V, the data states predicted (the input adds the mask: V + 1)
+    network: SequenceNetwork = "conv"  # `DilatedConvDenoiser` or `TransformerDenoiser`
     width: int = 128  # channels / model dimension
     depth: int = 8  # residual blocks
     kernel_size: int = 5  # convolution only: taps per dilated convolution
@@ -46,15 +53,21 @@ class SequenceDenoiserConfig:
     heads: int = 4  # transformer only
     max_length: int = 1024  # transformer only: learned positions
     dropout: float = 0.0
+    length: int = 256  # tokens per example a run trains and samples (the convolution takes any)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "width", "depth", "kernel_size", "dilation_cycle", "heads"):
+        if self.network not in SEQUENCE_NETWORKS:
+            raise ValueError(f"network must be one of {SEQUENCE_NETWORKS}, got {self.network!r}")
+        for name in ("vocab_size", "width", "depth", "kernel_size", "dilation_cycle", "heads",
+                     "length", "max_length"):  # fmt: skip
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (centred), got {self.kernel_size}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
+        if self.network == "transformer" and self.length > self.max_length:
+            raise ValueError(f"length {self.length} exceeds max_length {self.max_length}")
 
 
 class _TimeMLP(nn.Module):
@@ -184,3 +197,13 @@ class TransformerDenoiser(nn.Module):
         for block in self.blocks:
             h = block(h, time)
         return self.head(self.norm(h, time))
+
+
+def build_sequence_denoiser(config: SequenceDenoiserConfig) -> nn.Module:
+    """The network ``config.network`` names, built from ``config``."""
+    if config.network == "conv":
+        return DilatedConvDenoiser(config)
+    elif config.network == "transformer":
+        return TransformerDenoiser(config)
+    else:
+        raise ValueError(f"network must be one of {SEQUENCE_NETWORKS}, got {config.network!r}")

@@ -16,6 +16,8 @@
 its EMA weights (Ho et al. 2020, Appendix B, sample from the EMA); `sample(run, n)` draws
 from it with the ancestral sampler (Algorithm 2) or DDIM (Song et al. 2021, eq. 12), and
 `save_image_grid` writes the samples as one PNG, `save_loss_plot` the training curve.
+Text runs sample strings with `sample_run_text` (infilling a prompt), audio runs write
+their waveforms with `save_audio` (`minidiff.runs.media`).
 
 A folder holds one run: `train` refuses a folder that holds another one, and continues
 its own with ``resume=True``; one trainer at a time holds the folder (`lock_run_folder`).
@@ -36,12 +38,13 @@ from typing import Any
 
 # each public name and the module that defines it
 _MODULES = {
-    "data": ("TOY_POINTS", "check_training_data", "new_model", "resolve_device",
-             "training_data"),
+    "data": ("SEQUENCE_DATASETS", "TONE_CLIPS", "TOY_POINTS", "check_training_data",
+             "new_model", "resolve_device", "training_data"),
     "demo": ("DEMO_DATASETS", "run_demo", "run_digits"),
     "evaluate": ("EvaluateSettings",),
     "grids": ("image_grid", "save_image_grid"),
     "lock": ("RunLockedError", "lock_run_folder"),
+    "media": ("TEXT_KINDS", "sample_run_text", "save_audio"),
     "plots": ("read_metrics", "save_loss_plot"),
     "sampling": ("Run", "class_labels", "load_run", "sample"),
     "store": ("RunError", "check_run_folder", "preset_from_dict", "preset_to_dict",
@@ -59,6 +62,9 @@ __all__ = [  # the names of _MODULES (tests/test_runs.py holds them together)
     "Run",
     "RunError",
     "RunLockedError",
+    "SEQUENCE_DATASETS",
+    "TEXT_KINDS",
+    "TONE_CLIPS",
     "TOY_POINTS",
     "TOY_SAMPLERS",
     "ToySettings",
@@ -78,6 +84,8 @@ __all__ = [  # the names of _MODULES (tests/test_runs.py holds them together)
     "run_digits",
     "run_toy",
     "sample",
+    "sample_run_text",
+    "save_audio",
     "save_image_grid",
     "save_loss_plot",
     "stored_preset",

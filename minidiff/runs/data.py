@@ -10,9 +10,17 @@ from torch import nn
 
 from minidiff.configs import Preset, build_model
 
-__all__ = ["TOY_POINTS", "check_training_data", "new_model", "resolve_device", "training_data"]
+__all__ = [
+    "SEQUENCE_DATASETS", "TONE_CLIPS", "TOY_POINTS", "check_training_data", "new_model",
+    "resolve_device", "training_data",
+]  # fmt: skip
 
 TOY_POINTS = 20_000  # size of the training set drawn for a 2-D preset
+TONE_CLIPS = 4096  # tones drawn for an audio preset (`minidiff.data.audio.synthetic_tones`)
+# the data sets of sequence and waveform presets: "kjv" the KJV's training split in
+# windows of model.length characters, overlapping by half; "tones" TONE_CLIPS synthetic
+# tones of model.length samples; "spoken-digits" espeak-ng's digits, training voices
+SEQUENCE_DATASETS = ("kjv", "tones", "spoken-digits")
 
 
 def resolve_device(device: torch.device | str | None = None) -> torch.device:
@@ -52,7 +60,9 @@ def training_data(
       ``download`` fetches it) through `minidiff.data.image_loader`, with
       ``p.data.random_flip``;
     - a 2-D set of `minidiff.toy.DATASETS`: `TOY_POINTS` points of
-      `minidiff.data.toy_dataset`, drawn with ``p.training.seed``.
+      `minidiff.data.toy_dataset`, drawn with ``p.training.seed``;
+    - one of `SEQUENCE_DATASETS`: text windows (N, L) int64, or waveforms (N, 1, S) in
+      [-1, 1] (with their (N,) digit labels for a class-conditional preset).
 
     Args:
         p: the preset.
@@ -60,19 +70,22 @@ def training_data(
         device: keep the data there (CIFAR-10: flips and scaling run there too).
 
     Returns:
-        A tensor x_0 (N, C, H, W) or (N, D), or a `BatchLoader` yielding (B, C, H, W);
+        A tensor x_0 (N, C, H, W), (N, D), (N, L) or (N, 1, S), or a `BatchLoader`
+        yielding (B, C, H, W);
         for a class-conditional preset (``p.model.num_classes`` set) the labels come too:
         a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches.
 
     Raises:
         ValueError: an unknown dataset, or images whose shape is not the preset's.
         FileNotFoundError: CIFAR-10 is missing and ``download`` is False.
+        TextDataMissingError, AudioDataMissingError: the KJV's or espeak-ng's Debian
+            package is missing (the message names it).
     """
     from minidiff import data
     from minidiff.toy import DATASETS
 
     dataset, batch_size = p.data.dataset, p.training.batch_size
-    labelled = p.model.num_classes is not None  # a class-conditional preset
+    labelled = getattr(p.model, "num_classes", None) is not None  # class-conditional
     y = None
     if dataset == "digits":
         x0 = data.load_digits("train", pad_to=p.data.pad_to, labels=labelled)  # (N, 1, S, S)
@@ -86,6 +99,9 @@ def training_data(
         y = torch.as_tensor(labels, dtype=torch.int64) if labelled else None  # (N,) in 0..9
         return data.image_loader(images, y, batch_size, device=device,
                                  flip=p.data.random_flip)  # fmt: skip
+    elif dataset in SEQUENCE_DATASETS:
+        tensors = tuple(v if device is None else v.to(device) for v in _sequence_data(p))
+        return tensors[0] if len(tensors) == 1 else tensors
     elif dataset in DATASETS:
         x0 = data.toy_dataset(dataset, TOY_POINTS, p.training.seed)  # (N, 2)
         if p.sample_shape != tuple(x0.shape[1:]):
@@ -93,8 +109,8 @@ def training_data(
                              f"dim=2, got {p.model_kind!r} for shape {p.sample_shape}")  # fmt: skip
         return x0 if device is None else x0.to(device)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'cifar10' or "
-                         f"one of {DATASETS}")  # fmt: skip
+        raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'cifar10', one "
+                         f"of {SEQUENCE_DATASETS} or one of {DATASETS}")  # fmt: skip
     _check_image_shape(p, tuple(x0.shape[1:]))
     tensors = (x0,) if y is None else (x0, y)
     if p.data.random_flip:
@@ -104,6 +120,28 @@ def training_data(
         )  # fmt: skip
     tensors = tuple(v if device is None else v.to(device) for v in tensors)
     return tensors[0] if y is None else tensors
+
+
+def _sequence_data(p: Preset) -> tuple[torch.Tensor, ...]:
+    """(x_0,) or (x_0, y) of a text or waveform preset (see `SEQUENCE_DATASETS`)."""
+    from minidiff.data import audio, text
+
+    dataset, shape = p.data.dataset, p.sample_shape
+    expected = {"kjv": "sequence", "tones": "diffwave", "spoken-digits": "diffwave"}[dataset]
+    if p.model_kind != expected:
+        raise ValueError(f"dataset {dataset!r} needs model kind {expected!r}, got "
+                         f"{p.model_kind!r}")  # fmt: skip
+    if dataset == "kjv":
+        length = shape[0]
+        return (text.text_windows(text.encode(text.load_kjv("train")), length, length // 2 or 1),)
+    if dataset == "tones":
+        generator = torch.Generator().manual_seed(p.training.seed)
+        return (audio.synthetic_tones(TONE_CLIPS, shape[-1], generator=generator)[0],)
+    x0, y = audio.spoken_digits("train")  # (N, 1, 8000), (N,)
+    if x0.shape[-1] != shape[-1]:
+        raise ValueError(f"dataset {dataset!r} holds clips of {x0.shape[-1]} samples; set "
+                         f"model.length={x0.shape[-1]}, got {shape[-1]}")  # fmt: skip
+    return (x0, y) if p.model.num_classes is not None else (x0,)
 
 
 def check_training_data(p: Preset, data) -> None:

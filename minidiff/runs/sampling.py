@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,10 +20,13 @@ from minidiff.runs.data import new_model, resolve_device
 from minidiff.runs.store import RunError, checkpoint_folder, stored_preset
 from minidiff.training.checkpoint import load_checkpoint
 from minidiff.training.checkpoint_files import read_latest
+from minidiff.training.conditioning import null_label_of
 from minidiff.training.ema import EMA
 from minidiff.training.resume import ScheduleMismatchError, check_schedule
 
 __all__ = ["Run", "class_labels", "default_steps", "draw_samples", "load_run", "sample"]
+
+CLIPPED_KINDS = ("unet", "diffwave")  # model kinds whose data lie in [-1, 1]
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,14 @@ class Run:
     Attributes:
         preset: the `Preset` the run was trained with.
         model: its network holding the EMA weights, in eval mode.
-        diffusion: the `GaussianDiffusion` of the preset.
+        diffusion: the process of the preset (`minidiff.configs.build_diffusion`).
         step: the training step of the checkpoint.
         path: the checkpoint folder (``.../checkpoints/step_N``).
     """
 
     preset: Preset
     model: nn.Module
-    diffusion: GaussianDiffusion
+    diffusion: Any
     step: int
     path: Path
 
@@ -203,6 +207,16 @@ def _check_labels(p: Preset, labels, n: int) -> torch.Tensor:
     return labels.to(torch.int64)
 
 
+def _conditional(model: nn.Module, y: torch.Tensor, classes: int, guidance: float,
+                 diffusion: GaussianDiffusion):  # fmt: skip
+    """The denoiser of labels y: classifier-free guidance for a network with a null label
+    (the label ``classes``), the conditional network itself for one without."""
+    if null_label_of(model) is None:
+        return lambda xt, t: model(xt, t, y)
+    null = torch.full_like(y, classes)
+    return ClassifierFreeGuidance(model, y, null, guidance, diffusion=diffusion)
+
+
 def draw_samples(
     model: nn.Module,
     diffusion: GaussianDiffusion,
@@ -220,17 +234,19 @@ def draw_samples(
 ) -> torch.Tensor:
     """``n`` samples of preset ``p``'s shape from ``model`` (arguments as in `sample`,
     unchecked), in batches of ``batch_size`` drawn from one generator seeded with ``seed``
-    on the model's device; x0_hat is clipped to [-1, 1] for images. With ``labels`` (n,)
-    each batch is sampled through `minidiff.applications.guidance.ClassifierFreeGuidance`
-    with scale ``guidance`` and the model's null label ``p.model.num_classes``.
+    on the model's device; x0_hat is clipped to [-1, 1] for images and waveforms. With
+    ``labels`` (n,) each batch is sampled through
+    `minidiff.applications.guidance.ClassifierFreeGuidance` with scale ``guidance`` and
+    the model's null label ``p.model.num_classes``, or, for a network without a null
+    label (DiffWave), from the conditional network.
 
     Returns:
-        (n, C, H, W) or (n, D).
+        (n, C, H, W), (n, D) or (n, 1, S).
     """
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     shape = p.sample_shape
-    clip = 1.0 if p.model_kind == "unet" else None  # images live in [-1, 1]
+    clip = 1.0 if p.model_kind in CLIPPED_KINDS else None  # images, waveforms in [-1, 1]
     calls_per_sample = diffusion.T if sampler == "ancestral" else (steps or diffusion.T)
     bar = None
     if progress:
@@ -254,8 +270,7 @@ def draw_samples(
             size = (min(batch_size, n - start), *shape)
             if labels is not None:
                 y = labels[start : start + size[0]].to(device)  # (b,)
-                null = torch.full_like(y, p.model.num_classes)
-                net = ClassifierFreeGuidance(model, y, null, guidance, diffusion=diffusion)
+                net = _conditional(model, y, p.model.num_classes, guidance, diffusion)
             if sampler == "ancestral":
                 x0 = sample_ancestral(denoiser, diffusion, size, clip_x0=clip, generator=generator,
                                       device=device)  # fmt: skip

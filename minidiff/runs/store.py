@@ -4,9 +4,11 @@ A run folder holds ``run.json`` (the preset), ``metrics.jsonl``, ``checkpoints/`
 ``samples/``; every checkpoint also stores the preset under ``config["run"]["preset"]``
 and the schedule's betas under ``config["beta"]`` (`minidiff.training.resume`).
 
-The preset is stored by section (`preset_to_dict`); the model section also names its
-network (``"kind": "unet"`` or ``"mlp"``). Runs written before the sections stored one
-flat mapping of all settings; `preset_from_dict` reads both.
+The preset is stored by section (`preset_to_dict`); the model and diffusion sections
+also name their kind (``"kind": "unet"``, ``"gaussian"``: the keys of
+`minidiff.configs.MODEL_KINDS` and `DIFFUSION_KINDS`). Runs written before the sections
+stored one flat mapping of all settings, and runs written before the diffusion kinds
+stored a Gaussian diffusion section without its kind; `preset_from_dict` reads them all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from minidiff.configs import (
+    DIFFUSION_CONFIGS,
     MODEL_CONFIGS,
     DataConfig,
     DiffusionConfig,
@@ -52,8 +55,10 @@ __all__ = [
 RUN_FILE = "run.json"
 SAMPLES_DIR = "samples"
 RUN_FORMAT = "minidiff-run"
-SECTIONS = {"data": DataConfig, "diffusion": DiffusionConfig, "training": TrainConfig,
-            "sampling": SamplingConfig}  # the sections besides the model  # fmt: skip
+# the sections besides the model and the diffusion, which name their kind
+SECTIONS = {"data": DataConfig, "training": TrainConfig, "sampling": SamplingConfig}
+KINDED = {"model": MODEL_CONFIGS, "diffusion": DIFFUSION_CONFIGS}
+DEFAULT_KINDS = {"diffusion": "gaussian"}  # the kind of a section stored without one
 
 
 class RunError(ValueError):
@@ -68,6 +73,7 @@ def preset_to_dict(p: Preset) -> dict[str, Any]:
     its ``kind``: what run.json and checkpoints keep."""
     data = to_plain(p)
     data["model"] = {"kind": p.model_kind, **data["model"]}
+    data["diffusion"] = {"kind": p.diffusion_kind, **data["diffusion"]}
     return data
 
 
@@ -85,17 +91,18 @@ def preset_from_dict(data: Any, source: str | os.PathLike = "preset") -> Preset:
     try:
         if "data" not in data and "dataset" in data:
             data = _sections_from_flat(data)
-        unknown = sorted(set(data) - {"name", "model", *SECTIONS})
+        unknown = sorted(set(data) - {"name", *KINDED, *SECTIONS})
         if unknown:
             raise ValueError(f"unknown sections {unknown}")
-        model = dict(data.get("model") or {})
-        kind = model.pop("kind", None)
-        if kind not in MODEL_CONFIGS:
-            raise ValueError(f"model kind must be one of {tuple(MODEL_CONFIGS)}, got {kind!r}")
         sections = {name: from_plain(cls, data.get(name, {}), name)
                     for name, cls in SECTIONS.items()}  # fmt: skip
-        return Preset(name=data.get("name"), model=from_plain(MODEL_CONFIGS[kind], model, "model"),
-                      **sections)  # fmt: skip
+        for name, configs in KINDED.items():
+            section = dict(data.get(name) or {})
+            kind = section.pop("kind", DEFAULT_KINDS.get(name))
+            if kind not in configs:
+                raise ValueError(f"{name} kind must be one of {tuple(configs)}, got {kind!r}")
+            sections[name] = from_plain(configs[kind], section, name)
+        return Preset(name=data.get("name"), **sections)
     except (TypeError, ValueError) as err:
         raise RunError(f"{source}: the stored preset is not valid: {err}") from err
 
@@ -114,7 +121,7 @@ def _sections_from_flat(flat: dict[str, Any]) -> dict[str, Any]:
     unet_names = {f.name for f in fields(MODEL_CONFIGS["unet"])}
     known = {"name", "model", *unet_names, *_FLAT_MLP}
     nested: dict[str, Any] = {"name": flat.get("name")}
-    for section, cls in SECTIONS.items():
+    for section, cls in {**SECTIONS, "diffusion": DiffusionConfig}.items():
         names = {f.name for f in fields(cls)}
         nested[section] = {key: value for key, value in flat.items() if key in names}
         known |= names
@@ -184,8 +191,12 @@ def _read_run_file(path: Path) -> Preset:
 
 def _differences(saved: Preset, given: Preset) -> list[str]:
     """The settings that differ, but for those a resumed run may change (`resumable`)."""
-    if saved.model_kind != given.model_kind:
-        return [f"model: saved {saved.model_kind!r}, given {given.model_kind!r}"]
+    kinds = [f"{section}: saved {old!r}, given {new!r}"
+             for section, old, new in (("model", saved.model_kind, given.model_kind),
+                                       ("diffusion", saved.diffusion_kind, given.diffusion_kind))
+             if old != new]  # fmt: skip
+    if kinds:
+        return kinds
     old, new = (_settings(p) for p in (saved, given))
     return [
         f"{path}: saved {old[path][0]!r}, given {value!r}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minidiff.configs import Preset, build_diffusion, describe
+from minidiff.configs import MODEL_KINDS, Preset, build_diffusion, describe
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.runs.data import new_model
 from minidiff.training.trainer import Trainer
@@ -54,8 +54,12 @@ def estimate_step_seconds(
     budget = TIMING_FLOPS.get(device.type, TIMING_FLOPS["cpu"])
     batch = max(1, min(p.training.batch_size, int(budget // per_example)))
     config = replace(p.training, batch_size=batch)
-    x0 = torch.rand((2 * batch, *p.sample_shape), generator=torch.Generator().manual_seed(0))
-    trainer = Trainer(model, diffusion, x0 * 2 - 1, config, out_dir=Path(os.devnull) / "unused",
+    generator = torch.Generator().manual_seed(0)
+    if MODEL_KINDS[p.model_kind].data == "tokens":  # token ids of the vocabulary
+        x0 = torch.randint(0, p.model.vocab_size, (2 * batch, *p.sample_shape), generator=generator)
+    else:  # values in [-1, 1]
+        x0 = torch.rand((2 * batch, *p.sample_shape), generator=generator) * 2 - 1
+    trainer = Trainer(model, diffusion, x0, config, out_dir=Path(os.devnull) / "unused",
                       device=device)  # fmt: skip
     for _ in range(WARMUP_STEPS):
         trainer.train_step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from minidiff.training.trainer import METRICS_FILE, Trainer
 __all__ = ["GRID_SAMPLES", "train"]
 
 GRID_SAMPLES = 64  # images in the grids written during training (at most)
+GRID_KINDS = ("unet", "mlp")  # model kinds whose samples the grids of sample_every show
 
 
 def train(
@@ -37,12 +39,13 @@ def train(
     *,
     data=None,
     model: nn.Module | None = None,
-    diffusion: GaussianDiffusion | None = None,
+    diffusion=None,
     resume: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
     root: str | os.PathLike | None = None,
     download: bool = False,
+    stop: Callable[[int], bool] | None = None,
 ) -> Trainer:
     """Train preset ``p`` into the folder ``out_dir`` (layout in the module docstring).
 
@@ -51,14 +54,17 @@ def train(
         out_dir: the run folder (created if missing).
         data: the training data (default: `training_data` of ``p``).
         model, diffusion: the preset's network, initialised from ``p.training.seed``, and
-            its diffusion (default: `new_model` and `build_diffusion` of ``p``; a caller
-            that has built them, e.g. to check the preset, passes them on).
+            its process, Gaussian or discrete (default: `new_model` and `build_diffusion`
+            of ``p``; a caller that has built them, e.g. to check the preset, passes them
+            on).
         resume: continue the run in ``out_dir`` from its latest checkpoint (or start it if
             there is none yet); False refuses a folder that holds a run.
         device: where to train (None: CUDA if available); under torchrun the caller
             passes the process's device (`minidiff.training.setup_distributed`).
         progress: show a progress bar.
         root, download: see `training_data`.
+        stop: ends training early when ``stop(step)`` is True (`Trainer.train`), e.g. a
+            `minidiff.training.budget.Budget`; the run can be resumed later.
 
     Returns:
         The finished `Trainer` (its ``step``, ``model``, ``ema``, ``checkpoint_dir``).
@@ -83,7 +89,8 @@ def train(
     with lock_run_folder(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:  # again, now that no other trainer can write to the folder
             has_checkpoint = check_run_folder(p, out, resume=resume, diffusion=diffusion)
-        hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if rank == 0 else None
+        grids = rank == 0 and p.model_kind in GRID_KINDS
+        hook = _grid_hook(p, diffusion, out / SAMPLES_DIR) if grids else None
         trainer = Trainer(  # resuming loads here, before anything is written
             model, diffusion, data, p.training, out_dir=out, device=device,
             resume=has_checkpoint, progress=progress and rank == 0, sample_fn=hook,
@@ -94,7 +101,7 @@ def train(
             atomic.write_json(out / RUN_FILE, record, indent=2)
             if not has_checkpoint:  # log lines of an earlier start that saved no checkpoint
                 (out / METRICS_FILE).unlink(missing_ok=True)
-        trainer.train()
+        trainer.train(stop=stop)
     return trainer
 
 

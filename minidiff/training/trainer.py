@@ -6,6 +6,12 @@ warmed up linearly over the first ``warmup_steps`` steps and then held constant,
 gradient clipped to a global norm of 1, and an EMA of the weights (decay 0.9999) updated
 after each step; samples and evaluations use the EMA weights (Ho et al. 2020, Appendix B).
 
+The same loop trains any process that names its random draws: a diffusion with a
+``training_draws(x0, generator)`` method (the discrete ones of `minidiff.discrete`: times
+and mask or corruption uniforms) has them drawn for the global batch, and its
+``training_losses(model, x0, y=..., num_bins=..., **draws)`` gives the loss; the Gaussian
+diffusion's draws are t and eps (`minidiff.training.objectives.training_draws`).
+
 Reproducibility: every random draw comes from a generator seeded from ``config.seed``:
 ``generator`` draws t and eps; the data order is `minidiff.training.data_order.DataOrder`'s
 (epoch e shuffled from ``(seed, e)``); dropout draws from the global torch generator, so
@@ -51,6 +57,7 @@ from minidiff.training.metrics import (
     append_record,
     trim_log,
 )
+from minidiff.training.objectives import training_draws
 from minidiff.training.resume import (
     BETA_KEY,
     check_schedule,
@@ -203,19 +210,16 @@ class Trainer:
         """
         # 2. x_0 ~ q(x_0): the next batch of the data order
         x0, y = self._next_batch()
-        # 3. t ~ Uniform({1, ..., T}) and 4. eps ~ N(0, I), drawn for the whole global batch
-        # before this rank takes its shard: the same draws as one process, whatever the
-        # world size
-        t = torch.randint(
-            1, self.diffusion.T + 1, (x0.shape[0],), generator=self.generator, device=self.device
-        )
-        eps = torch.randn(x0.shape, generator=self.generator, device=self.device, dtype=x0.dtype)
+        # 3. t ~ Uniform({1, ..., T}) and 4. eps ~ N(0, I) (or a discrete process's draws),
+        # drawn for the whole global batch before this rank takes its shard: the same draws
+        # as one process, whatever the world size
+        draws = training_draws(self.diffusion, x0, self.generator)
         images = x0.shape[0]
-        x0, t, eps, y = self._this_rank(x0, t, eps, y)
+        x0, draws, y = self._this_rank(x0, draws, y)
         # 5. a gradient step on the loss at x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t)
         # eps: || eps - eps_theta(x_t, t) ||^2 for L_simple (eq. 14), the bound for the others
         lr = self.lr_at(self.step)
-        loss, grad_norm = self._loss_and_gradient(x0, t, eps, y, lr)
+        loss, grad_norm = self._loss_and_gradient(x0, draws, y, lr)
         skipped = self._update(loss, grad_norm)
         if skipped:  # the images count towards the speed, the loss does not
             self._interval.add(images)
@@ -223,17 +227,20 @@ class Trainer:
             self._interval.add(images, loss, grad_norm)
         return {"loss": loss, "grad_norm": grad_norm, "lr": lr, "skipped": skipped}
 
-    def _this_rank(self, x0, t, eps, y):
-        """This rank's shard of the global batch, in the run's memory format."""
+    def _this_rank(self, x0, draws, y):
+        """This rank's shard of the global batch and its draws, in the run's memory format."""
         if self.world_size > 1:
-            x0, t, eps = (shard(v, self.rank, self.world_size) for v in (x0, t, eps))
+            x0 = shard(x0, self.rank, self.world_size)
+            draws = {k: shard(v, self.rank, self.world_size) for k, v in draws.items()}
             y = None if y is None else shard(y, self.rank, self.world_size)
         if x0.dim() == 4:  # images in the run's format (image_loader yields NHWC strides)
             layout = torch.channels_last if self.channels_last else torch.contiguous_format
-            x0, eps = (v.contiguous(memory_format=layout) for v in (x0, eps))
-        return x0, t, eps, y
+            x0 = x0.contiguous(memory_format=layout)
+            draws = {k: v.contiguous(memory_format=layout) if v.shape == x0.shape else v
+                     for k, v in draws.items()}  # fmt: skip
+        return x0, draws, y
 
-    def _loss_and_gradient(self, x0, t, eps, y, lr: float) -> tuple[float, float]:
+    def _loss_and_gradient(self, x0, draws, y, lr: float) -> tuple[float, float]:
         """The mean loss of the global batch and the gradient's norm before clipping; the
         gradient is left in the parameters, clipped to ``config.grad_clip``."""
         for group in self.optimizer.param_groups:
@@ -244,7 +251,7 @@ class Trainer:
         with global_rng_from(self.dropout_generator, self.device):
             with autocast:
                 losses = self.diffusion.training_losses(
-                    self.forward, x0, t=t, eps=eps, y=y, num_bins=self.config.num_bins
+                    self.forward, x0, y=y, num_bins=self.config.num_bins, **draws
                 )
             loss = losses["loss"].float().mean()
             # always backward (every rank must join the gradient all-reduce): a non-finite
@@ -281,9 +288,12 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def train(self, steps: int | None = None) -> None:
+    def train(self, steps: int | None = None, *, stop: Callable[[int], bool] | None = None) -> None:
         """Train until ``self.step == steps`` (default ``config.steps``), logging, sampling
-        and checkpointing on the way; saves a checkpoint at the end."""
+        and checkpointing on the way; saves a checkpoint at the end. ``stop(step)``, if
+        given, is asked after each step and ends training early when it returns True (a
+        time budget, `minidiff.training.budget.Budget`); the metrics of the steps since
+        the last log line are then logged."""
         steps = self.config.steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
@@ -307,6 +317,10 @@ class Trainer:
                     self.save()
                 if bar is not None:
                     bar.update(1)
+                if stop is not None and stop(self.step):
+                    if self.step % c.log_every:
+                        self._log()
+                    break
             if self.rank == 0 and self.saved_step != self.step:
                 self.save()
         except OSError as err:

@@ -20,8 +20,8 @@ from minidiff.data.text import (
     decode,
     encode,
     load_kjv,
-    random_windows,
     split_by_position,
+    text_windows,
 )
 from tests.requirements import needs
 
@@ -69,14 +69,17 @@ def test_tiny_text_is_in_the_vocabulary():
     assert len(set(TINY_TEXT)) > 40 and decode(encode(TINY_TEXT)) == TINY_TEXT
 
 
-def test_random_windows_are_substrings():
-    """Every window is a run of consecutive tokens of the text."""
+@given(st.integers(1, 30), st.integers(1, 30))
+def test_text_windows_start_every_stride(length, stride):
+    """Window i is the text's tokens i * stride .. i * stride + length - 1, and the windows
+    run to the last one that fits."""
     ids = encode(TINY_TEXT)
-    windows = random_windows(ids, 8, 20, torch.Generator().manual_seed(0))
-    assert windows.shape == (8, 20)
-    assert all(decode(w) in TINY_TEXT for w in windows)
+    windows = text_windows(ids, length, stride)
+    assert windows.shape == ((ids.shape[0] - length) // stride + 1, length)
+    for i in (0, windows.shape[0] - 1):
+        assert torch.equal(windows[i], ids[i * stride : i * stride + length])
     with pytest.raises(ValueError, match="N >= length"):
-        random_windows(ids[:5], 1, 20)
+        text_windows(ids[:5], 20)
 
 
 def test_missing_program_names_the_packages(monkeypatch):
