@@ -32,16 +32,23 @@ change when a run is resumed.
   (``model.num_classes=10``), labels dropped with probability ``training.p_uncond`` for
   classifier-free guidance (Ho & Salimans 2022); sampled with ``sampling.guidance``.
 - ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.process.toy_schedule`.
+- ``digits-caption``: ``digits`` conditioned on captions (text-to-image in miniature): a
+  `minidiff.applications.text.CaptionUNetConfig` (a small caption encoder, cross-attention
+  at 4x4, the vocabulary of the digit captions), trained on (image, caption) pairs of
+  `minidiff.applications.captions.caption_pairs`, captions dropped to the empty one with
+  probability ``training.p_uncond``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 import torch
 
+from minidiff.applications.captions import WordTokenizer
+from minidiff.applications.text import CaptionUNetConfig, TextConditionedUNet
 from minidiff.diffusion.gaussian import (
     LOSSES,
     PARAMETERIZATIONS,
@@ -76,11 +83,13 @@ __all__ = [
     "describe",
 ]
 
-PresetName = Literal["toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond"]
+PresetName = Literal["toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond",
+                     "digits-caption"]
 PRESETS: tuple[str, ...] = get_args(PresetName)
 ModelKind = Literal["unet", "mlp"]
 MODELS: tuple[str, ...] = get_args(ModelKind)
-MODEL_CONFIGS = {"unet": UNetConfig, "mlp": ToyMLPConfig}  # the model section's classes
+MODEL_CONFIGS = {"unet": UNetConfig, "mlp": ToyMLPConfig,  # the model section's classes
+                 "caption-unet": CaptionUNetConfig}  # (a U-Net: model_kind "unet")  # fmt: skip
 Sampler = Literal["ancestral", "ddim"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
 SCHEDULE_NAMES: tuple[str, ...] = (*SCHEDULES, "toy")  # "toy": `minidiff.process.toy_schedule`
@@ -219,6 +228,12 @@ class Preset:
         return "unet" if isinstance(self.model, UNetConfig) else "mlp"
 
     @property
+    def model_config_kind(self) -> str:
+        """The key of `MODEL_CONFIGS` that names the model section's class (what a stored
+        preset records): ``"caption-unet"`` for a caption model, else `model_kind`."""
+        return next(k for k, cls in MODEL_CONFIGS.items() if type(self.model) is cls)
+
+    @property
     def sample_shape(self) -> tuple[int, ...]:
         """The shape of one example: (C, H, W) for the U-Net, (D,) for the MLP."""
         m = self.model
@@ -300,6 +315,13 @@ _PRESETS: dict[str, Preset] = {
                          warmup_steps=200, ema_decay=0.995, num_bins=None),
         sampling=replace(_CIFAR10.sampling, num_samples=2000),
     ),
+    # -- captions (text-to-image in miniature) --
+    # digits with a caption encoder (width 64, 2 layers, 12 tokens) and cross-attention at
+    # 4x4; the vocabulary travels with the preset, so a checkpoint reads prompts by itself
+    "digits-caption": replace(_DIGITS, name="digits-caption", model=CaptionUNetConfig(
+        **{**asdict(_DIGITS.model), "context_dim": 64}, text_layers=2, text_heads=4,
+        caption_length=12, vocabulary=WordTokenizer.for_digits().words,
+    )),
 }
 # fmt: on
 
@@ -342,6 +364,8 @@ def build_model(p: Preset, generator: torch.Generator | None = None) -> UNet | T
     learned = p.diffusion.variance == "learned_range"
     if isinstance(p.model, UNetConfig):
         config = replace(p.model, out_channels=2 * p.model.in_channels) if learned else p.model
+        if isinstance(config, CaptionUNetConfig):  # a caption encoder and its U-Net
+            return TextConditionedUNet.from_config(config)
         return UNet.from_config(config)
     elif isinstance(p.model, ToyMLPConfig):
         config = replace(p.model, out_dim=2 * p.model.dim) if learned else p.model
@@ -374,7 +398,9 @@ def describe(p: Preset, model: UNet | ToyMLP | None = None) -> dict[str, Any]:
             model = build_model(p)
     elif model is None:
         model = build_model(p, generator=torch.Generator().manual_seed(0))
-    forward = unet_forward_flops(model) if p.model_kind == "unet" else mlp_forward_flops(model)
+    # a caption model: its U-Net's FLOPs (the caption encoder's are < 1% of them here)
+    unet = model.unet if isinstance(model, TextConditionedUNet) else model
+    forward = unet_forward_flops(unet) if p.model_kind == "unet" else mlp_forward_flops(model)
     batch, steps = p.training.batch_size, p.training.steps
     per_step = 3 * forward * batch
     seen = batch * steps

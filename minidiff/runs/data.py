@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from minidiff.applications.captions import caption_pairs
+from minidiff.applications.text import CaptionUNetConfig
 from minidiff.configs import Preset, build_model
 
 __all__ = ["TOY_POINTS", "check_training_data", "new_model", "resolve_device", "training_data"]
@@ -62,7 +64,9 @@ def training_data(
     Returns:
         A tensor x_0 (N, C, H, W) or (N, D), or a `BatchLoader` yielding (B, C, H, W);
         for a class-conditional preset (``p.model.num_classes`` set) the labels come too:
-        a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches.
+        a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches; for a
+        caption preset (`CaptionUNetConfig`) the pairs (x_0, caption ids) of
+        `minidiff.applications.captions.caption_pairs`, each image once per caption.
 
     Raises:
         ValueError: an unknown dataset, or images whose shape is not the preset's.
@@ -74,7 +78,10 @@ def training_data(
     dataset, batch_size = p.data.dataset, p.training.batch_size
     labelled = p.model.num_classes is not None  # a class-conditional preset
     y = None
-    if dataset == "digits":
+    if dataset == "digits" and isinstance(p.model, CaptionUNetConfig):
+        images, labels = data.load_digits("train", pad_to=p.data.pad_to, labels=True)
+        x0, y = caption_pairs(images, labels, p.model.tokenizer(), p.model.caption_length)
+    elif dataset == "digits":
         x0 = data.load_digits("train", pad_to=p.data.pad_to, labels=labelled)  # (N, 1, S, S)
         x0, y = x0 if labelled else (x0, None)  # y: (N,) in 0..9
     elif dataset == "cifar10":

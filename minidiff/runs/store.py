@@ -5,8 +5,8 @@ A run folder holds ``run.json`` (the preset), ``metrics.jsonl``, ``checkpoints/`
 and the schedule's betas under ``config["beta"]`` (`minidiff.training.resume`).
 
 The preset is stored by section (`preset_to_dict`); the model section also names its
-network (``"kind": "unet"`` or ``"mlp"``). Runs written before the sections stored one
-flat mapping of all settings; `preset_from_dict` reads both.
+network (``"kind"``: ``"unet"``, ``"mlp"`` or ``"caption-unet"``). Runs written before the
+sections stored one flat mapping of all settings; `preset_from_dict` reads both.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def preset_to_dict(p: Preset) -> dict[str, Any]:
     """``p`` as JSON-ready plain data by section (tuples as lists), the model section with
     its ``kind``: what run.json and checkpoints keep."""
     data = to_plain(p)
-    data["model"] = {"kind": p.model_kind, **data["model"]}
+    data["model"] = {"kind": p.model_config_kind, **data["model"]}
     return data
 
 
@@ -184,8 +184,8 @@ def _read_run_file(path: Path) -> Preset:
 
 def _differences(saved: Preset, given: Preset) -> list[str]:
     """The settings that differ, but for those a resumed run may change (`resumable`)."""
-    if saved.model_kind != given.model_kind:
-        return [f"model: saved {saved.model_kind!r}, given {given.model_kind!r}"]
+    if saved.model_config_kind != given.model_config_kind:
+        return [f"model: saved {saved.model_config_kind!r}, given {given.model_config_kind!r}"]
     old, new = (_settings(p) for p in (saved, given))
     return [
         f"{path}: saved {old[path][0]!r}, given {value!r}"
