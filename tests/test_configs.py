@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minidiff.applications.text import TextConditionedUNet
 from minidiff.configs import (
     PRESETS,
     DataConfig,
@@ -44,7 +45,8 @@ def test_every_preset_builds_its_model_diffusion_and_train_config(name):
     p = preset(name)
     with torch.device("meta"):
         model = build_model(p)
-    assert isinstance(model, UNet if p.model_kind == "unet" else ToyMLP)
+    kinds = {"unet": UNet, "mlp": ToyMLP, "caption-unet": TextConditionedUNet}
+    assert isinstance(model, kinds[p.model_config_kind])
     diffusion = build_diffusion(p)
     assert diffusion.schedule.T == p.diffusion.T
     assert isinstance(p.training, TrainConfig)

@@ -124,6 +124,7 @@ class TextConditionedUNet(nn.Module):
                              f"{encoder.token_embedding.embedding_dim}, got "
                              f"{unet.config.context_dim}")  # fmt: skip
         self.encoder, self.unet = encoder, unet
+        self.config: CaptionUNetConfig | None = None  # set by `from_config`
         # the empty caption: the null condition that training drops captions to
         # (`minidiff.training.conditioning.null_condition_of`)
         null = torch.full((encoder.max_length,), PAD, dtype=torch.int64)
@@ -139,7 +140,9 @@ class TextConditionedUNet(nn.Module):
         config.check()
         encoder = CaptionEncoder(len(config.tokenizer()), config.context_dim, config.text_layers,
                                  config.text_heads, max_length=config.caption_length)  # fmt: skip
-        return cls(encoder, UNet.from_config(config.unet_config()))
+        model = cls(encoder, UNet.from_config(config.unet_config()))
+        model.config = config
+        return model
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor | None = None
