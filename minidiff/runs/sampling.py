@@ -136,9 +136,10 @@ def caption_tokens(p: Preset, prompts: str | list[str], n: int) -> torch.Tensor:
             words than the model reads (caption_length - 1).
     """
     if not isinstance(p.model, CaptionUNetConfig):
-        kind = "classes: give a class (--class N or all)" if p.model.num_classes else \
-            "nothing (it is unconditional): train a caption preset such as digits-caption"
-        raise ValueError(f"a prompt was given but preset {p.name!r} is conditioned on {kind}")
+        what = ("is conditioned on classes: give a class (--class N or all)"
+                if p.model.num_classes else
+                "is unconditional: train a caption preset such as digits-caption")  # fmt: skip
+        raise ValueError(f"a prompt was given but preset {p.name!r} {what}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     texts = [prompts] * n if isinstance(prompts, str) else list(prompts)
