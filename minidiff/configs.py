@@ -35,6 +35,11 @@ change when a run is resumed.
   (``model.num_classes=10``), labels dropped with probability ``training.p_uncond`` for
   classifier-free guidance (Ho & Salimans 2022); sampled with ``sampling.guidance``.
 - ``toy2d``: `ToyMLP` on a 2-D data set with `minidiff.process.toy_schedule`.
+- ``digits-caption``: ``digits`` conditioned on captions (text-to-image in miniature): a
+  `minidiff.applications.text.CaptionUNetConfig` (a small caption encoder, cross-attention
+  at 4x4, the vocabulary of the digit captions), trained on (image, caption) pairs of
+  `minidiff.applications.captions.caption_pairs`, captions dropped to the empty one with
+  probability ``training.p_uncond``.
 - ``text-kjv``: a dilated-convolution denoiser of characters of the King James Bible with
   the absorbing diffusion of MDLM (Sahoo et al. 2024); ``audio``: a DiffWave network
   (Kong et al. 2021) on synthetic tones with its T = 50 schedule; ``audio-digits``: the
@@ -49,12 +54,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
+from minidiff.applications.captions import WordTokenizer
+from minidiff.applications.text import CaptionUNetConfig, TextConditionedUNet
 from minidiff.data.text import VOCAB
 from minidiff.diffusion.gaussian import (
     LOSSES,
@@ -80,6 +87,7 @@ __all__ = [
     "PresetName",
     "MODELS",
     "MODEL_KINDS",
+    "IMAGE_MODELS",
     "DIFFUSIONS",
     "DIFFUSION_KINDS",
     "ModelKind",
@@ -100,7 +108,7 @@ __all__ = [
 
 PresetName = Literal[
     "toy2d", "digits", "cifar10", "cifar10-small", "digits-cond", "cifar10-cond",
-    "text-kjv", "audio", "audio-digits",
+    "digits-caption", "text-kjv", "audio", "audio-digits",
 ]  # fmt: skip
 PRESETS: tuple[str, ...] = get_args(PresetName)
 Sampler = Literal["ancestral", "ddim"]
@@ -276,6 +284,14 @@ MODEL_KINDS: dict[str, ModelKind] = {
         lambda c, learned, g: ToyMLP.from_config(
             _learned_output(c, learned, "out_dim", c.dim), generator=g),
         lambda c: (c.dim,), flops=mlp_forward_flops),
+    # a U-Net with a caption encoder and cross-attention (`minidiff.applications.text`);
+    # its FLOPs are its U-Net's (the caption encoder's are < 1% of them here)
+    "caption-unet": ModelKind(
+        CaptionUNetConfig,
+        lambda c, learned, g: TextConditionedUNet.from_config(
+            _learned_output(c, learned, "out_channels", c.in_channels)),
+        lambda c: (c.in_channels, c.image_size, c.image_size),
+        flops=lambda m: unet_forward_flops(m.unet)),
     "sequence": ModelKind(SequenceDenoiserConfig, _fixed_variance(build_sequence_denoiser),
                           lambda c: (c.length,), data="tokens", flops=_counted_flops(_one)),
     "diffwave": ModelKind(DiffWaveConfig, _fixed_variance(DiffWave), lambda c: (1, c.length),
@@ -294,7 +310,8 @@ DIFFUSIONS: tuple[str, ...] = tuple(DIFFUSION_KINDS)
 MODEL_CONFIGS = {kind: entry.config for kind, entry in MODEL_KINDS.items()}
 DIFFUSION_CONFIGS = {kind: entry.config for kind, entry in DIFFUSION_KINDS.items()}
 # settings a U-Net's or MLP's output width takes from the variance (`build_model`)
-_OUTPUT_FIELDS = {"unet": "out_channels", "mlp": "out_dim"}
+_OUTPUT_FIELDS = {"unet": "out_channels", "caption-unet": "out_channels", "mlp": "out_dim"}
+IMAGE_MODELS = ("unet", "caption-unet")  # model kinds of (C, H, W) images in [-1, 1]
 
 
 def _kind_of(section: str, value: Any, configs: dict[str, type]) -> str:
@@ -444,6 +461,13 @@ _PRESETS: dict[str, Preset] = {
                          warmup_steps=200, ema_decay=0.995, num_bins=None),
         sampling=replace(_CIFAR10.sampling, num_samples=2000),
     ),
+    # -- captions (text-to-image in miniature) ---------------------------------------------
+    # digits with a caption encoder (width 64, 2 layers, 12 tokens) and cross-attention at
+    # 4x4; the vocabulary travels with the preset, so a checkpoint reads prompts by itself
+    "digits-caption": replace(_DIGITS, name="digits-caption", model=CaptionUNetConfig(
+        **{**asdict(_DIGITS.model), "context_dim": 64}, text_layers=2, text_heads=4,
+        caption_length=12, vocabulary=WordTokenizer.for_digits().words,
+    )),
     # -- text and audio ------------------------------------------------------------------
     # characters of the KJV (`minidiff.data.text`) in windows of 128, the absorbing
     # diffusion of MDLM and a 0.48M-parameter dilated-convolution denoiser: batch 32 at
@@ -547,7 +571,7 @@ def describe(p: Preset, model: nn.Module | None = None) -> dict[str, Any]:
         steps) and ``epochs`` (examples seen / training-set size; None for 2-D data,
         which is drawn fresh).
     """
-    if model is None and p.model_kind == "unet":
+    if model is None and p.model_kind in IMAGE_MODELS:
         with torch.device("meta"):
             model = build_model(p)
     elif model is None:

@@ -295,3 +295,54 @@ def test_sample_class_errors_exit_2(run_dir, cond_run_dir, tmp_path, capsys, run
     assert message in err and not out.exists() and not list(tmp_path.iterdir())
     if "--guidance" not in extra or "2" in extra:  # ours, not argparse's usage + error
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def caption_run_dir(tmp_path_factory):
+    """A folder trained by `minidiff train --config digits-caption` with the tiny settings."""
+    out = tmp_path_factory.mktemp("cli-caption") / "run"
+    argv = ["train", "--config", "digits-caption", "--set", "text_layers=1",
+            *[a for s in TINY for a in ("--set", s)], "--out", str(out), "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_sample_prompt_round_trips_through_the_checkpoint(caption_run_dir, tmp_path, capsys):
+    """The checkpoint alone reads the prompt (its preset holds the vocabulary): `--prompt
+    --guidance 3 --n 4` writes a PNG and says which prompt and scale, with nothing on
+    stderr; a word outside the vocabulary is read as the unknown token, and one warning
+    line names it."""
+    from PIL import Image
+
+    out = tmp_path / "seven.png"
+    argv = ["sample", "--checkpoint", str(caption_run_dir), "--out", str(out), "--prompt",
+            "a thick seven", "--guidance", "3", "--n", "4", "--nrow", "4", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "prompt 'a thick seven', guidance 3" in captured.out and captured.err == ""
+    assert Image.open(out).size == (4 * 10 + 2, 10 + 2)
+    argv[4], argv[6] = str(tmp_path / "purple.png"), "a purple seven"
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "purple" in err and "unknown token" in err
+
+
+@pytest.mark.parametrize(
+    ("run", "extra", "message"),
+    [("caption", ["--class", "7"], "is conditioned on captions: give a prompt"),
+     ("cond", ["--prompt", "a seven"], "is conditioned on classes: give a class"),
+     ("plain", ["--prompt", "a seven"], "is unconditional: train a caption preset"),
+     ("caption", ["--class", "7", "--prompt", "a seven"], "give --class or --prompt, not both"),
+     ("caption", ["--prompt", "seven " * 12], "reads at most 11")],
+)  # fmt: skip
+def test_sample_prompt_errors_exit_2(run_dir, cond_run_dir, caption_run_dir, tmp_path, capsys,
+                                     run, extra, message):  # noqa: F811  # fmt: skip
+    """A class for a caption run, a prompt for a class or unconditional run, both at
+    once, a prompt longer than the model reads: exit 2, one line on stderr, no file."""
+    folder = {"plain": run_dir, "cond": cond_run_dir, "caption": caption_run_dir}[run]
+    out = tmp_path / "grid.png"
+    err = fails(["sample", "--checkpoint", str(folder), "--out", str(out), *extra, "--n", "2",
+                 "--device", "cpu", "--no-progress"], capsys)  # fmt: skip
+    assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()

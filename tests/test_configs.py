@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minidiff.applications.text import TextConditionedUNet
 from minidiff.configs import (
     PRESETS,
     DataConfig,
@@ -38,6 +39,7 @@ from minidiff.training import Trainer
 from minidiff.training.config import TrainConfig
 
 MODEL_CLASSES = {"unet": UNet, "mlp": ToyMLP, "diffwave": DiffWave,
+                 "caption-unet": TextConditionedUNet,
                  "sequence": (DilatedConvDenoiser, TransformerDenoiser)}  # fmt: skip
 DIFFUSION_CLASSES = {"gaussian": GaussianDiffusion, "absorbing": MaskedDiffusion, "uniform": D3PM}
 DDPM_CIFAR10_PARAMETERS = 35_746_307  # Ho et al. (2020), appendix B: "35.7 million"

@@ -7,9 +7,10 @@
   posterior and class-conditional denoisers of a Gaussian mixture.
 - `captions`: captions for the digits from templates and measured attributes (stroke
   thickness, slant), and a word tokenizer.
-- `text`: a small caption encoder and a U-Net that cross-attends to it.
-- `pipeline`: `train_conditional` and `sample_guided`, label- or caption-conditioned
-  digits from one frozen `ConditionalConfig`.
+- `text`: a small caption encoder, a U-Net that cross-attends to it, and their settings
+  (`CaptionUNetConfig`, the model section of the ``digits-caption`` preset).
+- `pipeline`: classifier guidance on a trained ``digits-cond`` run (the presets train
+  through `minidiff.runs.train`, the same `Trainer` as every preset).
 """
 
 from minidiff.applications.classifier import (

@@ -34,6 +34,8 @@ __all__ = [
     "slant",
     "AttributeThresholds",
     "caption",
+    "captions_for",
+    "caption_pairs",
     "WordTokenizer",
 ]
 
@@ -146,6 +148,39 @@ def caption(template: str, label: int, thickness: str = "", lean: str = "") -> s
     )  # fmt: skip
 
 
+def captions_for(label: int, thickness: str = "", lean: str = "",
+                 templates: tuple[str, ...] = TRAIN_TEMPLATES) -> list[str]:  # fmt: skip
+    """Every template of ``templates`` filled for one image (those it has the attributes
+    for)."""
+    return [c for t in templates if (c := caption(t, label, thickness, lean)) is not None]
+
+
+def caption_pairs(
+    images: torch.Tensor, labels: torch.Tensor, tokenizer: WordTokenizer, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A captioned data set: each image once per training template that fits it, as an
+    image-text data set holds several captions per image.
+
+    The attributes are measured against the terciles of ``images`` themselves
+    (`AttributeThresholds.fit`).
+
+    Args:
+        images: (N, 1, H, W) in [-1, 1].
+        labels: (N,) digits 0..9.
+        tokenizer: encodes the captions.
+        length: tokens per caption, the start token included.
+
+    Returns:
+        ``(x0, tokens)``: (M, 1, H, W) images (each repeated once per caption, in order)
+        and (M, length) int64 caption ids; M >= 3N (three templates need no attribute).
+    """
+    words = AttributeThresholds.fit(images, labels).words(images, labels)
+    texts = [captions_for(int(k), *w) for k, w in zip(labels, words, strict=True)]
+    counts = torch.tensor([len(t) for t in texts])
+    tokens = tokenizer.encode([c for t in texts for c in t], length)
+    return images.repeat_interleave(counts, dim=0), tokens
+
+
 def _words(text: str) -> list[str]:
     """Lower-case words and digits; punctuation dropped."""
     return re.findall(r"[a-z]+|[0-9]", text.lower())
@@ -177,6 +212,25 @@ class WordTokenizer:
             for s in SLANT_WORDS
         ]
         return cls(texts)
+
+    @classmethod
+    def from_vocabulary(cls, words: tuple[str, ...] | list[str]) -> WordTokenizer:
+        """The tokenizer whose known words are ``words`` (its `words`, e.g. as stored with
+        a model): the same ids as the tokenizer they came from."""
+        return cls([" ".join(words)])
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The known words, sorted (ids 3, 4, ...)."""
+        return self.vocabulary[3:]
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` that are not in the vocabulary (read as `UNKNOWN`)."""
+        return [w for w in _words(text) if w not in self.index]
+
+    def length_of(self, text: str) -> int:
+        """The tokens ``text`` encodes to, the start token included."""
+        return 1 + len(_words(text))
 
     def __len__(self) -> int:
         return len(self.vocabulary)

@@ -11,18 +11,63 @@ jointly with the denoiser suffices here.
 `minidiff.nn.UNet` built with ``context_dim``: cross-attention at the attention
 resolutions (the low ones) and the pooled caption added to the time embedding. The
 empty caption (the start token alone) is the null condition of classifier-free guidance.
+
+`CaptionUNetConfig`: the settings of both, a `minidiff.nn.UNetConfig` with the encoder's
+and the vocabulary's, so that a preset (``digits-caption`` of `minidiff.configs`) and a
+checkpoint carry the words a caption is read with: sampling needs no corpus.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, fields
+
 import torch
 from torch import nn
 
-from minidiff.nn.unet import UNet
+from minidiff.applications.captions import WordTokenizer
+from minidiff.nn.unet import UNet, UNetConfig
 
-__all__ = ["CaptionEncoder", "TextConditionedUNet"]
+__all__ = ["CaptionEncoder", "CaptionUNetConfig", "TextConditionedUNet"]
 
-PAD = 0  # `WordTokenizer.PAD`
+PAD, START = WordTokenizer.PAD, WordTokenizer.START
+
+
+@dataclass(frozen=True)
+class CaptionUNetConfig(UNetConfig):
+    """A `UNetConfig` whose ``context_dim`` is the width of a `CaptionEncoder`, with the
+    encoder's settings and the words it reads (`WordTokenizer.from_vocabulary`)."""
+
+    context_dim: int | None = 64  # the caption encoder's width (cross-attention context)
+    text_layers: int = 2  # Transformer encoder layers
+    text_heads: int = 4  # attention heads per layer (context_dim divisible by it)
+    caption_length: int = 12  # tokens per caption, the start token included
+    vocabulary: tuple[str, ...] = ()  # the known words, sorted (ids 3.. in this order)
+
+    def check(self) -> CaptionUNetConfig:
+        """`UNetConfig.check`, and the caption settings: raises ValueError naming one."""
+        super().check()
+        for name in ("context_dim", "text_layers", "text_heads", "caption_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.context_dim % self.text_heads:
+            raise ValueError(f"context_dim must be divisible by text_heads, got "
+                             f"{self.context_dim} and {self.text_heads}")  # fmt: skip
+        words = self.vocabulary
+        if (not words or list(words) != sorted(set(words))
+                or not all(re.fullmatch(r"[a-z]+|[0-9]", w) for w in words)):  # fmt: skip
+            raise ValueError(f"vocabulary must be sorted distinct lower-case words or digits, "
+                             f"at least one, got {words!r}")  # fmt: skip
+        return self
+
+    def tokenizer(self) -> WordTokenizer:
+        """The `WordTokenizer` of ``vocabulary``."""
+        return WordTokenizer.from_vocabulary(self.vocabulary)
+
+    def unet_config(self) -> UNetConfig:
+        """The U-Net's own settings."""
+        return UNetConfig(**{f.name: getattr(self, f.name) for f in fields(UNetConfig)})
 
 
 class CaptionEncoder(nn.Module):
@@ -79,7 +124,32 @@ class TextConditionedUNet(nn.Module):
                              f"{encoder.token_embedding.embedding_dim}, got "
                              f"{unet.config.context_dim}")  # fmt: skip
         self.encoder, self.unet = encoder, unet
+        self.config: CaptionUNetConfig | None = None  # set by `from_config`
+        # the empty caption: the null condition that training drops captions to
+        # (`minidiff.training.conditioning.null_condition_of`)
+        null = torch.full((encoder.max_length,), PAD, dtype=torch.int64)
+        null[0] = START
+        self.register_buffer("null_condition", null, persistent=False)  # (L,)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def from_config(cls, config: CaptionUNetConfig) -> TextConditionedUNet:
+        """The encoder and the U-Net of ``config`` (the U-Net draws from torch's global
+        generator, as `UNet.from_config`)."""
+        if not isinstance(config, CaptionUNetConfig):
+            raise TypeError(f"config must be a CaptionUNetConfig, got {type(config).__name__}")
+        config.check()
+        encoder = CaptionEncoder(len(config.tokenizer()), config.context_dim, config.text_layers,
+                                 config.text_heads, max_length=config.caption_length)  # fmt: skip
+        model = cls(encoder, UNet.from_config(config.unet_config()))
+        model.config = config
+        return model
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict from x_t (B, C, H, W) at steps t (B,) given caption ids (B, L); None:
+        the empty caption for every row (the unconditional model)."""
+        if tokens is None:
+            tokens = self.null_condition[None].expand(x.shape[0], -1)  # (B, L)
         context, mask = self.encoder(tokens)  # (B, L, E), (B, L)
         return self.unet(x, t, context=context, context_mask=mask)

@@ -4,6 +4,7 @@
     minidiff sample --checkpoint runs/cifar10 --sampler ddim --steps 50 --n 64 --out grid.png
     minidiff sample --checkpoint runs/digits-cond --class 7 --guidance 3 --out seven.png
     minidiff sample --checkpoint runs/digits-cond --class all --out classes.png
+    minidiff sample --checkpoint runs/digits-caption --prompt "a thick seven" --out seven.png
     minidiff sample --checkpoint runs/text-kjv --n 5 --length 256      # prints text
     minidiff sample --checkpoint runs/text-kjv --prompt "In the beginning ____ the earth"
     minidiff sample --checkpoint runs/audio --n 8 --out tones/         # WAVs + spectrograms
@@ -12,7 +13,10 @@ The model is rebuilt from the preset stored in the checkpoint and sampled with i
 weights (`minidiff.runs.load_run`, `minidiff.runs.sample`). A class-conditional run (a
 ``-cond`` preset) samples --class with classifier-free guidance of scale --guidance (s = 0
 unconditional, 1 conditional; default: the preset's ``sampling.guidance``); ``--class all``
-draws one row per class. An existing --out file is never overwritten.
+draws one row per class. A caption run (``digits-caption``) samples --prompt the same way,
+guided against the empty caption; the prompt is read with the vocabulary stored in the
+checkpoint, and a word outside it is read as the unknown token, with a warning that names
+it. An existing --out file is never overwritten.
 
 A text run (``text-kjv``) prints its samples, one block each (and writes them to --out
 if given); ``--prompt`` keeps its characters and generates those written ``_``. An audio
@@ -48,8 +52,6 @@ def add_parser(commands) -> argparse.ArgumentParser:
     sample.add_argument("--length", type=int_at_least(1), default=None,
                         help="text: characters per sample; audio: samples per clip "
                         "(default: the preset's model.length)")  # fmt: skip
-    sample.add_argument("--prompt", default=None,
-                        help="text: infill this prompt, generating its '_' characters")  # fmt: skip
     sample.add_argument("--sampler", default=None,
                         help="ancestral or ddim (default: the preset's sampler)")  # fmt: skip
     sample.add_argument("--steps", type=int_at_least(1), default=None,
@@ -68,9 +70,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
     sample.add_argument("--class", dest="label", default=None, metavar="CLASS",
                         help="a class of a class-conditional run, or 'all' (one row per "
                         "class, ceil(n / classes) samples each)")  # fmt: skip
+    sample.add_argument("--prompt", default=None, metavar="TEXT",
+                        help="a caption run (digits-caption): the caption, e.g. 'a thick "
+                        "seven'; a text run: infill this prompt, generating its '_' "
+                        "characters")  # fmt: skip
     sample.add_argument("--guidance", type=float_at_least(0.0), default=None,
-                        help="classifier-free guidance scale s with --class: 0 unconditional, "
-                        "1 conditional (default: the preset's sampling.guidance)")  # fmt: skip
+                        help="classifier-free guidance scale s with --class or --prompt: 0 "
+                        "unconditional, 1 conditional (default: the preset's "
+                        "sampling.guidance)")  # fmt: skip
     add_device_option(sample)
     sample.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return sample
@@ -84,6 +91,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.sampler is not None and args.sampler not in SAMPLERS:
         fail("sample", f"--sampler must be one of {SAMPLERS}, got {args.sampler!r}")
+    if args.label is not None and args.prompt is not None:
+        fail("sample", "give --class or --prompt, not both")
     out: Path | None = args.out
     if out is not None and (out.exists() or out.is_symlink()):
         fail("sample", f"--out {str(out)!r} exists; it is never overwritten: choose another name")
@@ -107,8 +116,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             labels = runs.class_labels(loaded.preset, _class(args.label), args.n)
             if args.label == "all":  # one row per class
                 nrow = labels.numel() // loaded.preset.model.num_classes
+        elif args.prompt is not None:
+            labels = runs.caption_tokens(loaded.preset, args.prompt, args.n)
+            _warn_unknown_words(loaded.preset, args.prompt)
         x0 = runs.sample(
-            loaded, labels.numel() if labels is not None else args.n, sampler=args.sampler,
+            loaded, len(labels) if labels is not None else args.n, sampler=args.sampler,
             steps=args.steps, eta=args.eta, seed=args.seed, batch_size=args.batch_size,
             progress=not args.no_progress, labels=labels, guidance=args.guidance,
         )  # fmt: skip
@@ -127,10 +139,22 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     runs.save_image_grid(x0, out, nrow, scale=args.scale)
     sampler = args.sampler or p.sampling.sampler
     scale = p.sampling.guidance if args.guidance is None else args.guidance
-    guided = "" if labels is None else f", class {args.label}, guidance {scale:g}"
+    asked = f"class {args.label}" if args.prompt is None else f"prompt {args.prompt!r}"
+    guided = "" if labels is None else f", {asked}, guidance {scale:g}"
     print(f"{out}: {x0.shape[0]} samples of {p.name} (step {loaded.step}, {sampler}{guided}) "
           f"from {loaded.path}")  # fmt: skip
     return 0
+
+
+def _warn_unknown_words(p, prompt: str) -> None:
+    """One line on stderr naming the prompt's words outside the run's vocabulary."""
+    import warnings
+
+    unknown = p.model.tokenizer().unknown_words(prompt)
+    if unknown:
+        warnings.warn(f"{len(unknown)} word(s) of --prompt not in the vocabulary of "
+                      f"{p.name!r}, read as the unknown token: {', '.join(unknown)}; "
+                      f"known words: {' '.join(p.model.vocabulary)}", stacklevel=2)  # fmt: skip
 
 
 def _class(text: str) -> int | str:
@@ -145,8 +169,8 @@ def _class(text: str) -> int | str:
 
 def _check_options(args: argparse.Namespace, kind: str) -> None:
     """Refuse the options the run's kind does not take, and a missing --out."""
-    if kind != "sequence" and args.prompt is not None:
-        raise ValueError(f"--prompt is for text runs; this run's model is {kind!r}")
+    if kind not in ("sequence", "caption-unet") and args.prompt is not None:
+        raise ValueError(f"--prompt is for caption and text runs; this run's model is {kind!r}")
     if kind not in ("sequence", "diffwave") and args.length is not None:
         raise ValueError(f"--length is for text and audio runs; this run's model is {kind!r}")
     if kind != "sequence" and args.out is None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minidiff.configs import Preset, build_model
+from minidiff.applications.captions import caption_pairs
+from minidiff.applications.text import CaptionUNetConfig
+from minidiff.configs import IMAGE_MODELS, Preset, build_model
 
 __all__ = [
     "SEQUENCE_DATASETS", "TONE_CLIPS", "TOY_POINTS", "check_training_data", "new_model",
@@ -73,7 +75,9 @@ def training_data(
         A tensor x_0 (N, C, H, W), (N, D), (N, L) or (N, 1, S), or a `BatchLoader`
         yielding (B, C, H, W);
         for a class-conditional preset (``p.model.num_classes`` set) the labels come too:
-        a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches.
+        a pair (x_0, y) with y (N,) int64, or a loader yielding (x_0, y) batches; for a
+        caption preset (`CaptionUNetConfig`) the pairs (x_0, caption ids) of
+        `minidiff.applications.captions.caption_pairs`, each image once per caption.
 
     Raises:
         ValueError: an unknown dataset, or images whose shape is not the preset's.
@@ -87,7 +91,10 @@ def training_data(
     dataset, batch_size = p.data.dataset, p.training.batch_size
     labelled = getattr(p.model, "num_classes", None) is not None  # class-conditional
     y = None
-    if dataset == "digits":
+    if dataset == "digits" and isinstance(p.model, CaptionUNetConfig):
+        images, labels = data.load_digits("train", pad_to=p.data.pad_to, labels=True)
+        x0, y = caption_pairs(images, labels, p.model.tokenizer(), p.model.caption_length)
+    elif dataset == "digits":
         x0 = data.load_digits("train", pad_to=p.data.pad_to, labels=labelled)  # (N, 1, S, S)
         x0, y = x0 if labelled else (x0, None)  # y: (N,) in 0..9
     elif dataset == "cifar10":
@@ -161,7 +168,7 @@ def check_training_data(p: Preset, data) -> None:
 
 
 def _check_image_shape(p: Preset, shape: tuple[int, ...]) -> None:
-    if p.model_kind != "unet":
+    if p.model_kind not in IMAGE_MODELS:
         raise ValueError(f"dataset {p.data.dataset!r} holds images of shape {tuple(shape)} "
                          f"(C, H, W), but the preset's model {p.model_kind!r} takes points "
                          f"of shape {p.sample_shape}: use a U-Net model section")  # fmt: skip

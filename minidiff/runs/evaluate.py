@@ -15,6 +15,13 @@
 5. bits/dim on held-out test images by the VLB (``bpd``) and the probability-flow ODE
    (``nll``, Hutchinson-Skilling divergence, uniform dequantization).
 
+A conditional digits run (``digits-cond``, ``digits-caption``) is sampled conditionally:
+the classes 0..9 in turn (for a caption run, the caption "the digit {d}"), guided with
+the preset's ``sampling.guidance``; ``accuracy`` (added by default for such a run) is the
+share of samples the digits classifier assigns to the class asked for, per class and in
+all, next to the classifier's accuracy on the real test digits. Likelihoods are those of
+the unconditional model (null label, empty caption).
+
 Every figure in the returned record carries the sample sizes it was computed from.
 """
 
@@ -40,9 +47,9 @@ __all__ = [
     "held_out_data",
 ]
 
-METRICS = ("fid", "is", "kid", "pr", "bpd", "nll")
+METRICS = ("fid", "is", "kid", "pr", "bpd", "nll", "accuracy")
 REFERENCES = ("digits", "fashion-mnist", "cifar10")
-FEATURE_METRICS = ("fid", "is", "kid", "pr")
+FEATURE_METRICS = ("fid", "is", "kid", "pr", "accuracy")
 IS_SPLITS = 10
 PR_K = 3
 MAX_LIKELIHOOD_EXAMPLES = 256  # held-out images for bpd / nll
@@ -117,11 +124,54 @@ def check_settings(settings: EvaluateSettings, run) -> str:
         raise ValueError(f"n = {n} is too small for IS in {IS_SPLITS} splits")
     if ("pr" in settings.metrics or "kid" in settings.metrics) and n < PR_K + 1:
         raise ValueError(f"n = {n} is too small for KID / precision-recall: need n >= {PR_K + 1}")
+    if "accuracy" in settings.metrics and (reference != "digits" or not _conditional(run)):
+        raise ValueError(f"accuracy needs a conditional digits run (digits-cond, "
+                         f"digits-caption), got preset {run.preset.name!r}")  # fmt: skip
     if reference == "cifar10" and set(settings.metrics) & set(FEATURE_METRICS):
         from minidiff.evaluation.inception_weights import inception_weights_path
 
         inception_weights_path(settings.inception_weights)  # raises InceptionWeightsError
     return reference
+
+
+def _conditional(run) -> bool:
+    from minidiff.applications.text import CaptionUNetConfig
+
+    return run.preset.model.num_classes is not None or isinstance(run.preset.model,
+                                                                  CaptionUNetConfig)
+
+
+def conditional_samples(
+    run, settings: EvaluateSettings, progress: bool = False
+) -> tuple[torch.Tensor, np.ndarray]:
+    """``settings.n`` samples of a conditional run, the classes 0..C-1 in turn (a caption
+    run: the caption "the digit {d}"), guided with the preset's scale; and the classes."""
+    from minidiff.runs.sampling import GRID_CAPTION, caption_tokens, sample
+
+    p, n = run.preset, settings.n
+    classes = p.model.num_classes or 10
+    labels = torch.arange(n) % classes  # (n,)
+    condition = labels
+    if p.model.num_classes is None:  # a caption run
+        texts = [GRID_CAPTION.format(d=int(k)) for k in labels]
+        condition = caption_tokens(p, texts, n)
+    x = sample(run, n, labels=condition, sampler=settings.sampler, steps=settings.steps,
+               seed=settings.seed, progress=progress)  # fmt: skip
+    return x.cpu(), labels.numpy()
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray, test_logits: np.ndarray,
+              guidance: float) -> dict[str, Any]:  # fmt: skip
+    """The share of samples classified as asked, per class and in all, and the floor: the
+    classifier's accuracy on the real test digits."""
+    from minidiff.data import load_digits
+
+    predicted = logits.argmax(axis=1)
+    per_class = [float(np.mean(predicted[labels == k] == k)) for k in np.unique(labels)]
+    test_labels = load_digits("test", labels=True)[1].numpy()
+    floor = float(np.mean(test_logits.argmax(axis=1) == test_labels))
+    return {"value": float(np.mean(predicted == labels)), "per_class": per_class,
+            "floor": floor, "n": len(labels), "guidance": guidance}  # fmt: skip
 
 
 def held_out_data(run, reference: str, root: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,6 +289,8 @@ def evaluate(settings: EvaluateSettings, *, run=None, progress: bool = False) ->
     run = load_run(settings.checkpoint, device=settings.device) if run is None else run
     reference = check_settings(settings, run)
     names = settings.metrics
+    if _conditional(run) and reference == "digits" and set(names) & set(FEATURE_METRICS):
+        names = (*names, "accuracy") if "accuracy" not in names else names
     train, test = held_out_data(run, reference, settings.data_root)
     record: dict[str, Any] = {
         "settings": {k: v for k, v in asdict(settings).items() if k != "extra"}
@@ -248,13 +300,18 @@ def evaluate(settings: EvaluateSettings, *, run=None, progress: bool = False) ->
     }
     if set(names) & set(FEATURE_METRICS):
         space = _space(reference, settings, progress)
-        samples = sample(run, settings.n, sampler=settings.sampler, steps=settings.steps,
-                         seed=settings.seed, progress=progress).cpu()  # fmt: skip
+        if _conditional(run):
+            samples, labels = conditional_samples(run, settings, progress)
+        else:
+            samples = sample(run, settings.n, sampler=settings.sampler, steps=settings.steps,
+                             seed=settings.seed, progress=progress).cpu()  # fmt: skip
         ref = _reference_features(space, reference, train, test, min(settings.n, len(train)))
         record["feature_space"] = space.note
-        record["metrics"] |= _feature_metrics(
-            names, space.features(samples), space.logits(samples), ref
-        )
+        logits = space.logits(samples)
+        record["metrics"] |= _feature_metrics(names, space.features(samples), logits, ref)
+        if "accuracy" in names:
+            record["metrics"]["accuracy"] = _accuracy(logits, labels, ref["test_logits"],
+                                                      run.preset.sampling.guidance)  # fmt: skip
     record["metrics"] |= _likelihoods(names, run, test, settings.seed)
     return record
 
@@ -276,8 +333,12 @@ def format_table(record: dict[str, Any]) -> str:
         else:
             floor = f"{result['floor']:.4f}" if "floor" in result else "-"
             label = {"bpd": "bits/dim (VLB)", "nll": "bits/dim (ODE)"}.get(name, name)
+            if name == "accuracy":
+                label = f"class accuracy (s = {result['guidance']:g})"
             rows.append((label, f"{result['value']:.4f}", floor, str(result["n"])))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    if "accuracy" in record["metrics"]:
+        per_class = record["metrics"]["accuracy"]["per_class"]
+        lines.append("accuracy per class  " + " ".join(f"{a:.2f}" for a in per_class))
+    return "\n".join(lines)

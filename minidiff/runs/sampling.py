@@ -12,21 +12,26 @@ from typing import Any
 import torch
 from torch import nn
 
+from minidiff.applications.captions import NUMBER_WORDS
 from minidiff.applications.guidance import ClassifierFreeGuidance
-from minidiff.configs import SAMPLERS, Preset, build_diffusion
+from minidiff.applications.text import CaptionUNetConfig
+from minidiff.configs import IMAGE_MODELS, SAMPLERS, Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.diffusion.samplers import sample_ancestral, sample_ddim
 from minidiff.runs.data import new_model, resolve_device
 from minidiff.runs.store import RunError, checkpoint_folder, stored_preset
 from minidiff.training.checkpoint import load_checkpoint
 from minidiff.training.checkpoint_files import read_latest
-from minidiff.training.conditioning import null_label_of
+from minidiff.training.conditioning import null_condition_of
 from minidiff.training.ema import EMA
 from minidiff.training.resume import ScheduleMismatchError, check_schedule
 
-__all__ = ["Run", "class_labels", "default_steps", "draw_samples", "load_run", "sample"]
+__all__ = ["Run", "caption_tokens", "class_labels", "default_steps", "draw_samples",
+           "grid_condition", "load_run", "sample"]  # fmt: skip
 
-CLIPPED_KINDS = ("unet", "diffwave")  # model kinds whose data lie in [-1, 1]
+GRID_CAPTION = "the digit {d}"  # the caption of each row of a caption model's grid
+
+CLIPPED_KINDS = (*IMAGE_MODELS, "diffwave")  # model kinds whose data lie in [-1, 1]
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,9 @@ def class_labels(p: Preset, which: int | str, n: int) -> torch.Tensor:
         ValueError: an unconditional preset, or ``which`` not a class nor ``"all"``.
     """
     classes = getattr(p.model, "num_classes", None)
+    if isinstance(p.model, CaptionUNetConfig):
+        raise ValueError(f"a class was given but preset {p.name!r} is conditioned on captions: "
+                         f"give a prompt (--prompt TEXT) instead")  # fmt: skip
     if classes is None:
         raise ValueError(f"a class was given but preset {p.name!r} is unconditional "
                          f"(model.num_classes=None): train a -cond preset")  # fmt: skip
@@ -111,6 +119,55 @@ def class_labels(p: Preset, which: int | str, n: int) -> torch.Tensor:
         raise ValueError(f"class must be 'all' or an integer in 0..{classes - 1} (preset "
                          f"{p.name!r} has {classes} classes), got {which!r}")  # fmt: skip
     return torch.full((n,), which, dtype=torch.int64)
+
+
+def caption_tokens(p: Preset, prompts: str | list[str], n: int) -> torch.Tensor:
+    """The caption ids to sample a caption preset ``p`` with.
+
+    Args:
+        p: the preset (its model a `CaptionUNetConfig`, whose vocabulary reads the words).
+        prompts: one prompt (``n`` copies) or a list of ``n``; a word outside the
+            vocabulary becomes the unknown token (`WordTokenizer.unknown_words` lists
+            them); "" is the empty caption, the unconditional model.
+        n: the samples asked for, >= 1.
+
+    Returns:
+        (n, caption_length) int64 ids.
+
+    Raises:
+        ValueError: ``p`` is not a caption preset, ``n`` is bad, or a prompt has more
+            words than the model reads (caption_length - 1).
+    """
+    if not isinstance(p.model, CaptionUNetConfig):
+        what = ("is conditioned on classes: give a class (--class N or all)"
+                if p.model.num_classes else
+                "is unconditional: train a caption preset such as digits-caption")  # fmt: skip
+        raise ValueError(f"a prompt was given but preset {p.name!r} {what}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    texts = [prompts] * n if isinstance(prompts, str) else list(prompts)
+    if len(texts) != n or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"prompts must be a string or a list of {n} strings, got {prompts!r}")
+    tokenizer, length = p.model.tokenizer(), p.model.caption_length
+    for text in texts:
+        if tokenizer.length_of(text) > length:
+            raise ValueError(f"prompt {text!r} has {tokenizer.length_of(text) - 1} words; "
+                             f"preset {p.name!r} reads at most {length - 1}")  # fmt: skip
+    return tokenizer.encode(texts, length)
+
+
+def grid_condition(p: Preset, n: int) -> tuple[torch.Tensor | None, int | None]:
+    """The conditions of a grid of about ``n`` samples, one row per class: (labels of
+    `class_labels` "all", or the captions `GRID_CAPTION` of each digit, for a
+    conditional preset; None otherwise) and the images per row (None: a square grid)."""
+    if isinstance(p.model, CaptionUNetConfig):
+        per_row = math.ceil(n / len(NUMBER_WORDS))
+        texts = [GRID_CAPTION.format(d=d) for d in range(len(NUMBER_WORDS)) for _ in range(per_row)]
+        return caption_tokens(p, texts, len(texts)), per_row
+    if p.model.num_classes is None:
+        return None, None
+    labels = class_labels(p, "all", n)
+    return labels, labels.numel() // p.model.num_classes
 
 
 def default_steps(p: Preset, sampler: str) -> int | None:
@@ -145,8 +202,9 @@ def sample(
         seed: seeds x_T and the noise; the samples are a function of (seed, batch_size).
         batch_size: samples drawn at once (default: all n, at most 256).
         progress: a tqdm bar over the denoiser calls.
-        labels: (n,) the class of each sample (`class_labels`), for a class-conditional
-            run; None: unconditional samples (all null labels).
+        labels: the condition of each sample: (n,) classes (`class_labels`) for a
+            class-conditional run, (n, L) caption ids (`caption_tokens`) for a caption
+            run; None: unconditional samples (null labels, empty captions).
         guidance: the classifier-free guidance scale s >= 0 (0 unconditional, 1 the
             conditional model, s > 1 beyond it; Ho & Salimans 2022, eq. 6 with w = s - 1);
             default: the preset's ``sampling.guidance``; only with ``labels``.
@@ -194,6 +252,17 @@ def sample(
 
 
 def _check_labels(p: Preset, labels, n: int) -> torch.Tensor:
+    if isinstance(p.model, CaptionUNetConfig):
+        shape, words = (n, p.model.caption_length), len(p.model.tokenizer())
+        if (not isinstance(labels, torch.Tensor) or tuple(labels.shape) != shape
+                or labels.is_floating_point() or labels.is_complex()):  # fmt: skip
+            got = (f"{labels.dtype} of shape {tuple(labels.shape)}"
+                   if isinstance(labels, torch.Tensor) else type(labels).__name__)
+            raise ValueError(f"labels of a caption run must be {shape} integer caption ids "
+                             f"(caption_tokens), got {got}")  # fmt: skip
+        if not 0 <= int(labels.min()) <= int(labels.max()) < words:
+            raise ValueError(f"caption ids must lie in 0..{words - 1}")
+        return labels.to(torch.int64)
     classes = getattr(p.model, "num_classes", None)
     if classes is None:
         raise ValueError(f"labels were given but preset {p.name!r} is unconditional "
@@ -207,13 +276,16 @@ def _check_labels(p: Preset, labels, n: int) -> torch.Tensor:
     return labels.to(torch.int64)
 
 
-def _conditional(model: nn.Module, y: torch.Tensor, classes: int, guidance: float,
+def _conditional(model: nn.Module, y: torch.Tensor, guidance: float,
                  diffusion: GaussianDiffusion):  # fmt: skip
-    """The denoiser of labels y: classifier-free guidance for a network with a null label
-    (the label ``classes``), the conditional network itself for one without."""
-    if null_label_of(model) is None:
+    """The denoiser of conditions y, labels (b,) or caption ids (b, L): classifier-free
+    guidance against the model's null condition (`null_condition_of`: the null label, the
+    empty caption), or the conditional network itself for one without a null condition."""
+    null = null_condition_of(model)
+    if null is None:
         return lambda xt, t: model(xt, t, y)
-    null = torch.full_like(y, classes)
+    null = (torch.full_like(y, null) if not isinstance(null, torch.Tensor)
+            else null.to(y.device)[None].expand_as(y))  # fmt: skip
     return ClassifierFreeGuidance(model, y, null, guidance, diffusion=diffusion)
 
 
@@ -235,10 +307,11 @@ def draw_samples(
     """``n`` samples of preset ``p``'s shape from ``model`` (arguments as in `sample`,
     unchecked), in batches of ``batch_size`` drawn from one generator seeded with ``seed``
     on the model's device; x0_hat is clipped to [-1, 1] for images and waveforms. With
-    ``labels`` (n,) each batch is sampled through
+    ``labels`` (n,) or caption ids (n, L) each batch is sampled through
     `minidiff.applications.guidance.ClassifierFreeGuidance` with scale ``guidance`` and
-    the model's null label ``p.model.num_classes``, or, for a network without a null
-    label (DiffWave), from the conditional network.
+    the model's null condition (`minidiff.training.conditioning.null_condition_of`: the
+    null label, the empty caption), or, for a network without a null label (DiffWave),
+    from the conditional network.
 
     Returns:
         (n, C, H, W), (n, D) or (n, 1, S).
@@ -269,8 +342,8 @@ def draw_samples(
         for start in range(0, n, batch_size):
             size = (min(batch_size, n - start), *shape)
             if labels is not None:
-                y = labels[start : start + size[0]].to(device)  # (b,)
-                net = _conditional(model, y, p.model.num_classes, guidance, diffusion)
+                y = labels[start : start + size[0]].to(device)  # (b,) or (b, L)
+                net = _conditional(model, y, guidance, diffusion)
             if sampler == "ancestral":
                 x0 = sample_ancestral(denoiser, diffusion, size, clip_x0=clip, generator=generator,
                                       device=device)  # fmt: skip

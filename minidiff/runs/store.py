@@ -5,7 +5,7 @@ A run folder holds ``run.json`` (the preset), ``metrics.jsonl``, ``checkpoints/`
 and the schedule's betas under ``config["beta"]`` (`minidiff.training.resume`).
 
 The preset is stored by section (`preset_to_dict`); the model and diffusion sections
-also name their kind (``"kind": "unet"``, ``"gaussian"``: the keys of
+also name their kind (``"kind": "unet"``, ``"caption-unet"``, ``"gaussian"``: the keys of
 `minidiff.configs.MODEL_KINDS` and `DIFFUSION_KINDS`). Runs written before the sections
 stored one flat mapping of all settings, and runs written before the diffusion kinds
 stored a Gaussian diffusion section without its kind; `preset_from_dict` reads them all.

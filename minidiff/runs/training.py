@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from minidiff import atomic
-from minidiff.configs import Preset, build_diffusion
+from minidiff.configs import IMAGE_MODELS, Preset, build_diffusion
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.runs.data import check_training_data, new_model, resolve_device, training_data
 from minidiff.runs.grids import save_image_grid
 from minidiff.runs.lock import lock_run_folder
-from minidiff.runs.sampling import class_labels, default_steps, draw_samples
+from minidiff.runs.sampling import default_steps, draw_samples, grid_condition
 from minidiff.runs.store import (
     RUN_FILE,
     RUN_FORMAT,
@@ -30,7 +30,7 @@ from minidiff.training.trainer import METRICS_FILE, Trainer
 __all__ = ["GRID_SAMPLES", "train"]
 
 GRID_SAMPLES = 64  # images in the grids written during training (at most)
-GRID_KINDS = ("unet", "mlp")  # model kinds whose samples the grids of sample_every show
+GRID_KINDS = (*IMAGE_MODELS, "mlp")  # model kinds whose samples the grids of sample_every show
 
 
 def train(
@@ -108,14 +108,13 @@ def train(
 def _grid_hook(p: Preset, diffusion: GaussianDiffusion, folder: Path):
     """``hook(ema_model, step)`` writing ``folder/step_N.png``: `GRID_SAMPLES` samples at
     most, drawn with the preset's sampler and the same seed at every step; for a
-    class-conditional preset, one row per class guided with ``p.sampling.guidance``."""
-    s, images = p.sampling, p.model_kind == "unet"
+    class-conditional or caption preset, one row per class (`grid_condition`) guided with
+    ``p.sampling.guidance``."""
+    s, images = p.sampling, p.model_kind in IMAGE_MODELS
     n = min(s.num_samples, GRID_SAMPLES) if images else s.num_samples  # images, points
     scale = max(1, 32 // p.sample_shape[-1]) if images else 1  # small images: enlarged
-    classes, labels, nrow = p.model.num_classes, None, None
-    if classes is not None:  # ceil(n / classes) samples of each class, a row each
-        labels = class_labels(p, "all", n)
-        n, nrow = labels.numel(), labels.numel() // classes
+    labels, nrow = grid_condition(p, n)
+    n = n if labels is None else len(labels)  # ceil(n / classes) of each class, a row each
 
     def hook(ema_model: nn.Module, step: int) -> None:
         x0 = draw_samples(

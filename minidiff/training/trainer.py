@@ -40,7 +40,7 @@ from minidiff.data import BatchLoader
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.training.checkpoint import find_latest_checkpoint, save_checkpoint
 from minidiff.training.checkpoint_files import check_disk_full
-from minidiff.training.conditioning import drop_for_guidance, null_label_of
+from minidiff.training.conditioning import drop_for_guidance, null_condition_of
 from minidiff.training.config import (
     TrainConfig,
     resolve_autocast,
@@ -86,7 +86,8 @@ class Trainer:
     """Train a denoiser with `GaussianDiffusion.training_losses` (see the module doc).
 
     Args:
-        model: the denoiser ``model(xt, t)`` (or ``model(xt, t, y)`` for labelled data).
+        model: the denoiser ``model(xt, t)`` (or ``model(xt, t, y)`` for labelled or
+            captioned data).
         diffusion: the `GaussianDiffusion` defining the loss.
         data: a `BatchLoader` (its batch size must equal ``config.batch_size``; its
             generator is replaced by the trainer's per-epoch generators), or a tensor or
@@ -149,7 +150,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         dropout_seed = stream_seed(config.seed, DROPOUT_STREAM, self.rank)
         self.dropout_generator = torch.Generator(self.device).manual_seed(dropout_seed)
-        self.null_label = null_label_of(self.model)  # labels dropped to it: p_uncond
+        self.null_condition = null_condition_of(self.model)  # dropped to: p_uncond
         self.autocast = resolve_autocast(config.precision, self.device)
         self.forward: nn.Module = self.model
         if self.world_size > 1:
@@ -186,12 +187,14 @@ class Trainer:
         return self.data_order.position
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(x_0, labels or None) of the next batch, on the device, each label the null
-        label with probability p_uncond (Ho & Salimans 2022, alg. 1)."""
+        """(x_0, condition or None) of the next batch, on the device, each condition (a
+        label, a caption) the null one with probability p_uncond (Ho & Salimans 2022,
+        alg. 1)."""
         batch = self.data_order.next_batch()
         x0 = batch[0].to(self.device, non_blocking=True)
         y = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
-        return x0, drop_for_guidance(y, self.config.p_uncond, self.null_label, self.generator)
+        return x0, drop_for_guidance(y, self.config.p_uncond, self.null_condition,
+                                     self.generator)
 
     # -- one step ------------------------------------------------------------------------
 

@@ -9,10 +9,13 @@ from hypothesis import given, settings
 
 from minidiff.applications.captions import (
     HELD_OUT_TEMPLATES,
+    NUMBER_WORDS,
     TRAIN_TEMPLATES,
     AttributeThresholds,
     WordTokenizer,
     caption,
+    caption_pairs,
+    captions_for,
     ink,
     slant,
 )
@@ -98,3 +101,31 @@ def test_tokenizer_round_trip_and_the_empty_caption():
     assert tokenizer.encode(["a bright seven"], 4)[0, 2] == WordTokenizer.UNKNOWN
     with pytest.raises(ValueError, match="length"):
         tokenizer.encode(["a"], 0)
+
+
+def test_a_tokenizer_rebuilt_from_its_words_gives_the_same_ids():
+    """`from_vocabulary(words)` (what a checkpoint stores) encodes every training caption
+    to the ids of the tokenizer the words came from; unknown words are listed."""
+    tokenizer = WordTokenizer.for_digits()
+    rebuilt = WordTokenizer.from_vocabulary(tokenizer.words)
+    texts = _all_captions(TRAIN_TEMPLATES)
+    assert rebuilt.vocabulary == tokenizer.vocabulary
+    assert torch.equal(rebuilt.encode(texts, 12), tokenizer.encode(texts, 12))
+    assert rebuilt.unknown_words("a Purple seven, glowing") == ["purple", "glowing"]
+    assert rebuilt.length_of("a thick seven") == 4 and rebuilt.length_of("") == 1
+
+
+def test_caption_pairs_repeat_each_image_once_per_fitting_training_template():
+    """Each image appears once per training template its attributes fit (at least the
+    three that need none), in order, and each caption names its image's digit."""
+    images = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (30, 1, 8, 8)))
+    labels = torch.arange(30) % 10
+    tokenizer = WordTokenizer.for_digits()
+    x0, tokens = caption_pairs(images, labels, tokenizer, 12)
+    words = AttributeThresholds.fit(images, labels).words(images, labels)
+    counts = [len(captions_for(int(k), *w)) for k, w in zip(labels, words, strict=True)]
+    assert min(counts) >= 3 and len(x0) == len(tokens) == sum(counts)
+    owner = torch.arange(30).repeat_interleave(torch.tensor(counts))  # (M,) image of each pair
+    assert torch.equal(x0, images[owner])
+    for text, k in zip(tokenizer.decode(tokens), labels[owner].tolist(), strict=True):
+        assert NUMBER_WORDS[k] in text.split() or str(k) in text.split()

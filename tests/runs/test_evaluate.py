@@ -125,3 +125,32 @@ def test_parse_metrics():
     assert parse_metrics("fid, is") == ("fid", "is")
     with pytest.raises(ValueError, match="subset"):
         parse_metrics("")
+
+
+def test_a_conditional_run_reports_the_accuracy_of_each_class(run_dir, tmp_path, capsys):
+    """A digits-cond run is sampled 0..9 in turn at the preset's guidance; "accuracy" (added
+    to the feature metrics) is the share the digits classifier assigns to the class asked
+    for, per class and in all, recomputed here from the same samples; its floor is the
+    classifier's accuracy on the real test digits. An unconditional run refuses it."""
+    from minidiff.evaluation.judge import digits_classifier
+    from minidiff.runs import load_run
+    from minidiff.runs.evaluate import conditional_samples
+
+    cond_dir = tmp_path / "cond"
+    train = ["train", "--config", "digits-cond", *[arg for a in TINY for arg in ("--set", a)]]
+    assert main([*train, "--out", str(cond_dir), "--device", "cpu", "--no-progress"]) == 0
+    out = tmp_path / "metrics.json"
+    assert main(evaluate_args(cond_dir, out, "--metrics", "kid", "--n", "20")) == 0
+    assert "class accuracy (s = 2)" in capsys.readouterr().out
+    accuracy = json.loads(out.read_text())["metrics"]["accuracy"]
+    settings = EvaluateSettings(checkpoint=str(cond_dir), metrics=("kid",), n=20)
+    samples, labels = conditional_samples(load_run(cond_dir, device="cpu"), settings)
+    classifier = digits_classifier(0)
+    predicted = classifier.predict_proba(samples).argmax(axis=1)
+    assert labels.tolist() == [k % 10 for k in range(20)] and accuracy["guidance"] == 2.0
+    assert accuracy["per_class"] == [float((predicted[labels == k] == k).mean())
+                                     for k in range(10)]  # fmt: skip
+    assert accuracy["value"] == float((predicted == labels).mean()) and accuracy["n"] == 20
+    assert accuracy["floor"] == pytest.approx(classifier.test_accuracy, abs=1e-12)
+    err = fails(evaluate_args(run_dir, tmp_path / "x.json", "--metrics", "accuracy"), capsys)
+    assert "accuracy needs a conditional digits run" in err

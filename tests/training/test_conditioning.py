@@ -13,7 +13,7 @@ from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.nn.conditioning import P_UNCOND, LabelEmbedding
 from minidiff.process.schedule import linear_schedule
 from minidiff.training import TrainConfig, Trainer
-from minidiff.training.conditioning import drop_for_guidance, null_label_of
+from minidiff.training.conditioning import drop_for_guidance, null_condition_of, null_label_of
 
 torch.set_num_threads(1)
 CLASSES = 3
@@ -90,3 +90,32 @@ def test_the_default_p_uncond_is_the_conditioning_layers():
     assert TrainConfig().p_uncond == P_UNCOND
     with pytest.raises(ValueError, match="p_uncond must be a number in"):
         TrainConfig(p_uncond=1.5)
+
+
+def test_token_conditions_drop_to_the_null_sequence_at_the_share_p_uncond():
+    """(B, L) token ids: each row becomes the null sequence with probability p_uncond from
+    the same B uniforms as labels (the same rows drop), within 4 standard errors of
+    p_uncond over B = 4000 rows; the other rows are kept as they are."""
+    B, L = 4000, 5
+    y = torch.randint(3, 30, (B, L), generator=torch.Generator().manual_seed(0))
+    null = torch.tensor([1, 0, 0, 0, 0])
+    dropped = drop_for_guidance(y, P_UNCOND, null, torch.Generator().manual_seed(1))
+    labels = drop_for_guidance(torch.arange(B), P_UNCOND, B, torch.Generator().manual_seed(1))
+    rows = (dropped == null).all(dim=1)
+    assert torch.equal(rows, labels == B)
+    assert torch.equal(dropped[~rows], y[~rows])
+    se = math.sqrt(P_UNCOND * (1 - P_UNCOND) / B)
+    assert abs(rows.double().mean().item() - P_UNCOND) <= 4 * se
+    with pytest.raises(ValueError, match="token ids"):
+        drop_for_guidance(torch.arange(4), 0.5, null, torch.Generator())
+
+
+def test_the_null_condition_is_the_label_embeddings_or_a_null_sequence_buffer():
+    class Captioned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("null_condition", torch.tensor([1, 0, 0]), persistent=False)
+
+    assert null_condition_of(RecordingDenoiser()) == CLASSES
+    assert torch.equal(null_condition_of(Captioned()), torch.tensor([1, 0, 0]))
+    assert null_condition_of(nn.Linear(2, 2)) is None
