@@ -136,7 +136,8 @@ def test_masks_miss_the_named_part():
     (size // 2)^2 pixels in the middle; a random mask misses about half (4 standard
     errors of a binomial share)."""
     size = 8
-    assert inpainting_mask("left", size)[:, :4].sum() == 0 and inpainting_mask("left", size)[:, 4:].all()
+    left = inpainting_mask("left", size)
+    assert left[:, :4].sum() == 0 and left[:, 4:].all()
     assert inpainting_mask("right", size)[:, 4:].sum() == 0
     assert inpainting_mask("top", size)[:4].sum() == 0 and inpainting_mask("top", size)[4:].all()
     assert inpainting_mask("bottom", size)[4:].sum() == 0
