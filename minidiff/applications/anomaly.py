@@ -60,7 +60,7 @@ def auroc(normal: np.ndarray | torch.Tensor, anomalous: np.ndarray | torch.Tenso
     _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     upper = np.cumsum(counts)  # rank of the last copy of each distinct value (1-based)
     mid_rank = upper - (counts - 1) / 2.0  # tied values share the mean of their ranks
-    rank_sum = mid_rank[inverse[a.size:]].sum()
+    rank_sum = mid_rank[inverse[a.size :]].sum()
     return float((rank_sum - b.size * (b.size + 1) / 2) / (a.size * b.size))
 
 
@@ -84,8 +84,10 @@ def fit_pca(reference: torch.Tensor, components: int) -> tuple[torch.Tensor, tor
     """The mean (D,) and the leading ``components`` principal directions (components, D)
     of the flattened ``reference`` (SVD of the centred data)."""
     ref = _flat(reference)
-    if isinstance(components, bool) or not isinstance(components, int) or not (
-        1 <= components <= min(ref.shape)
+    if (
+        isinstance(components, bool)
+        or not isinstance(components, int)
+        or not (1 <= components <= min(ref.shape))
     ):
         raise ValueError(f"components must be an integer in [1, {min(ref.shape)}], "
                          f"got {components!r}")  # fmt: skip
@@ -199,9 +201,7 @@ def fit_zscores(validation_errors: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return e.mean(0), e.std(0).clamp_min(torch.finfo(e.dtype).tiny)
 
 
-def multi_t_score(
-    errors: torch.Tensor, zscores: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
+def multi_t_score(errors: torch.Tensor, zscores: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """The mean over the K steps of (error - mean) / std, (B,), with ``zscores`` from
     `fit_zscores` (Graham et al. 2023, sec. 3.2)."""
     mean, std = zscores

@@ -65,14 +65,14 @@ def inpainting_mask(
     if kind == "left":
         mask[:, :half] = 0
     elif kind == "right":
-        mask[:, size - half:] = 0
+        mask[:, size - half :] = 0
     elif kind == "top":
         mask[:half, :] = 0
     elif kind == "bottom":
-        mask[size - half:, :] = 0
+        mask[size - half :, :] = 0
     elif kind == "center":
         lo = (size - half) // 2
-        mask[lo:lo + half, lo:lo + half] = 0
+        mask[lo : lo + half, lo : lo + half] = 0
     elif kind == "random":
         mask = (torch.rand(size, size, generator=generator) >= 0.5).float()
     else:

@@ -124,8 +124,16 @@ def test_exact_denoiser_without_time_travel_misses_a_correlated_conditional_less
     mask = torch.tensor([1.0, 0.0])
     errors = []
     for r in (1, 5):
-        out = inpaint(mixture_denoiser(mixture, diffusion), diffusion, x0, mask, steps=20,
-                      jump_length=2, resamplings=r, generator=torch.Generator().manual_seed(1))
+        out = inpaint(
+            mixture_denoiser(mixture, diffusion),
+            diffusion,
+            x0,
+            mask,
+            steps=20,
+            jump_length=2,
+            resamplings=r,
+            generator=torch.Generator().manual_seed(1),
+        )
         errors.append(abs(out[:, 1].mean().item() - rho * 2.0))
     se = math.sqrt(1 - rho**2) / math.sqrt(2000)
     assert errors[1] < errors[0] - N_STANDARD_ERRORS * se
