@@ -17,13 +17,16 @@ Down-sampling is the mean over factor x factor blocks (area), up-sampling bicubi
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minidiff.atomic import write_file
 from minidiff.diffusion.gaussian import GaussianDiffusion
 from minidiff.diffusion.samplers import sample_ddim
 from minidiff.nn.unet import UNet, UNetConfig
@@ -42,7 +45,12 @@ __all__ = [
     "superres_loss",
     "train_superres",
     "upscale",
+    "SUPERRES_FILE",
+    "save_superres",
+    "load_superres",
 ]
+
+SUPERRES_FILE = "superres.pt"  # a super-resolution run folder holds this one file
 
 SuperResTarget = Literal["image", "residual"]
 SR_TARGETS: tuple[str, ...] = get_args(SuperResTarget)
@@ -224,3 +232,34 @@ def upscale(
     if config.target == "residual":
         x = x + condition
     return x.clamp(-1.0, 1.0)
+
+
+def save_superres(folder: str | os.PathLike, network: SuperResNet, config: SuperResConfig) -> Path:
+    """Write ``folder/superres.pt`` (the config as a dict and the weights), atomically;
+    the folder is created if needed. Returns the file's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"format": "minidiff-superres", "config": config.to_dict(),
+             "weights": network.state_dict()}  # fmt: skip
+    write_file(folder / SUPERRES_FILE, lambda f: torch.save(state, f))
+    return folder / SUPERRES_FILE
+
+
+def load_superres(path: str | os.PathLike) -> tuple[SuperResNet, SuperResConfig]:
+    """The network (eval mode) and config of a `save_superres` folder (or its file).
+
+    Raises:
+        FileNotFoundError: no ``superres.pt`` there.
+        ValueError: a file that is not a super-resolution run.
+    """
+    path = Path(path)
+    file = path / SUPERRES_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no super-resolution run at {path} (expected {SUPERRES_FILE})")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != "minidiff-superres":
+        raise ValueError(f"{file} is not a minidiff super-resolution run")
+    config = SuperResConfig.from_dict(state["config"])
+    network = SuperResNet(config.model)
+    network.load_state_dict(state["weights"])
+    return network.eval(), config

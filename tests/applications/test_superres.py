@@ -14,7 +14,9 @@ from minidiff.applications.superres import (
     SuperResConfig,
     SuperResNet,
     downsample,
+    load_superres,
     low_res_condition,
+    save_superres,
     superres_loss,
     train_superres,
     upsample,
@@ -121,3 +123,15 @@ def test_config_round_trips_and_checks_its_settings():
         replace(TINY, factor=3)
     with pytest.raises(ValueError, match="aug_sigma"):
         replace(TINY, aug_sigma=-1.0)
+
+
+def test_saved_run_loads_to_the_same_network(tmp_path):
+    """save_superres then load_superres: the same config and the same outputs."""
+    network, _ = train_superres(replace(TINY, steps=1), torch.zeros(8, 1, 8, 8))
+    save_superres(tmp_path / "run", network, TINY)
+    loaded, config = load_superres(tmp_path / "run")
+    assert config == TINY
+    x, t, c = torch.randn(2, 1, 8, 8), torch.tensor([3, 7]), torch.randn(2, 1, 8, 8)
+    assert torch.equal(loaded(x, t, c), network(x, t, c))
+    with pytest.raises(FileNotFoundError, match="no super-resolution run"):
+        load_superres(tmp_path / "nothing")
