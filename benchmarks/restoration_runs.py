@@ -41,9 +41,16 @@ RUNS_DIR = Path(__file__).resolve().parent / "results" / "runs"
 DIFFUSION_RUNS = {
     "digits-no0": ("digits", 0, ("training.steps=800",)),
     "digits-no1": ("digits", 1, ("training.steps=800",)),
-    "fashion-mnist-no0": ("fashion-mnist", 0, ("training.steps=300", "training.batch_size=32",
-                                               "training.sample_every=0",
-                                               "training.checkpoint_every=100")),
+    "fashion-mnist-no0": (
+        "fashion-mnist",
+        0,
+        (
+            "training.steps=300",
+            "training.batch_size=32",
+            "training.sample_every=0",
+            "training.checkpoint_every=100",
+        ),
+    ),
 }
 # name: (SUPERRES_PRESETS entry, overrides of the SuperResConfig)
 SUPERRES_RUNS = {
