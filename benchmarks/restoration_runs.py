@@ -40,7 +40,7 @@ RUNS_DIR = Path(__file__).resolve().parent / "results" / "runs"
 # name: (preset, held-out class, training overrides)
 DIFFUSION_RUNS = {
     "digits-no0": ("digits", 0, ("training.steps=800",)),
-    "digits-no1": ("digits", 1, ("training.steps=800",)),
+    "digits-no1": ("digits", 1, ("training.steps=400",)),
     "fashion-mnist-no0": (
         "fashion-mnist",
         0,
@@ -79,7 +79,7 @@ def train_diffusion(name: str, runs: Path = RUNS_DIR) -> Path:
     preset_name, held_out, overrides = DIFFUSION_RUNS[name]
     p = override(preset(preset_name), list(overrides))
     out = runs / name
-    if (out / "checkpoints" / f"step_{p.training.steps}").is_dir():
+    if (out / "checkpoints" / f"step_{p.training.steps:06d}").is_dir():
         return out
     x, y = images(p.data.dataset, "train")
     start = time.perf_counter()
