@@ -11,6 +11,12 @@
   (`CaptionUNetConfig`, the model section of the ``digits-caption`` preset).
 - `pipeline`: classifier guidance on a trained ``digits-cond`` run (the presets train
   through `minidiff.runs.train`, the same `Trainer` as every preset).
+- `inpainting`: replacement (Song et al. 2021) and RePaint (Lugmayr et al. 2022) for any
+  unconditional model; masks.
+- `superres`: SR3 (Saharia et al. 2021) and its residual variant SRDiff (Li et al. 2022),
+  with noise augmentation of the low-resolution input.
+- `anomaly`: ELBO, multi-t reconstruction (Graham et al. 2023) and AnoDDPM (Wyatt et al.
+  2022) anomaly scores, kNN and PCA baselines, AUROC.
 """
 
 from minidiff.applications.classifier import (
