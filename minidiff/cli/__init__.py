@@ -6,6 +6,7 @@
     minidiff train --config cifar10 --dry-run               # its size, cost and a time estimate
     minidiff sample --checkpoint runs/digits --out grid.png # a sample grid from a checkpoint
     minidiff evaluate --checkpoint runs/digits --out m.json # FID, IS, KID, P/R, bits/dim
+    minidiff course student --out hw --layer 1             # a student version (minidiff.course)
 
 Every subcommand validates all of its arguments before it creates a folder or writes a
 file; bad input exits with status 2 and a one-line message on stderr. Files are written
@@ -25,12 +26,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from minidiff.cli import demo, evaluate, sample, toy, train
+from minidiff.cli import course, demo, evaluate, sample, toy, train
 from minidiff.cli._common import version, warnings_on_one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate}
+COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate,
+            "course": course}
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
