@@ -153,7 +153,7 @@ EXERCISES: tuple[Exercise, ...] = (
         (_TRAIN + "test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_differences",),
         (_TRAIN + "test_training_is_deterministic_given_the_seed",),
         _T02,
-        requires=("q_sample", "mlp_backward"),
+        requires=("q_sample", "mlp_backward", "adam"),
     ),
     Exercise(
         "ancestral_loop", 3, "minidiff/diffusion/samplers.py", "sample_ancestral",
@@ -162,6 +162,7 @@ EXERCISES: tuple[Exercise, ...] = (
         (_SAMPLERS + "test_ancestral_with_the_exact_denoiser_reproduces_the_mixture",),
         (_SAMPLERS + "test_ancestral_matches_the_numpy_sampler",),
         _T04,
+        requires=("posterior",),  # the NumPy sampler it is compared with
     ),
     Exercise(
         "resblock", 3, "minidiff/nn/blocks.py", "ResBlock.forward",
