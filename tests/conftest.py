@@ -3,6 +3,8 @@
 Profiles (choose with ``--hypothesis-profile=NAME``):
 - ``ci`` (the default): derandomized, so every run checks the same examples.
 - ``thorough``: many more examples, random, for runs behind ``make test-slow``.
+- ``grade``: ``ci`` without shrinking, for `minidiff course grade` (a failing exercise
+  is reported at its first failing example, at once).
 """
 
 import os
@@ -11,7 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 settings.register_profile(
     "ci",
@@ -27,6 +29,9 @@ settings.register_profile(
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "grade", settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -71,7 +71,9 @@ def guided_output(
     conditional: torch.Tensor, unconditional: torch.Tensor, scale: float
 ) -> torch.Tensor:
     """out_null + s (out_y - out_null) (Ho & Salimans 2022, eq. 6 with w = s - 1)."""
+    ### BEGIN SOLUTION
     return unconditional + scale * (conditional - unconditional)
+    ### END SOLUTION
 
 
 def rescale_guided(guided: torch.Tensor, conditional: torch.Tensor, phi: float) -> torch.Tensor:

@@ -9,6 +9,7 @@
     minidiff inpaint --checkpoint runs/digits --image x.png --mask m.png --out y.png
     minidiff upscale --checkpoint runs/fashion-sr2 --image x.png  # super-resolution
     minidiff anomaly --checkpoint runs/digits --images DIR --out scores.csv  # + maps
+    minidiff course student --out hw --layer 1             # a student version (minidiff.course)
 
 Every subcommand validates all of its arguments before it creates a folder or writes a
 file; bad input exits with status 2 and a one-line message on stderr. Files are written
@@ -28,13 +29,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from minidiff.cli import anomaly, demo, evaluate, inpaint, sample, toy, train, upscale
+from minidiff.cli import anomaly, course, demo, evaluate, inpaint, sample, toy, train, upscale
 from minidiff.cli._common import version, warnings_on_one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate}
-COMMANDS.update(inpaint=inpaint, upscale=upscale, anomaly=anomaly)  # restoration, anomalies
+COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate,
+            "inpaint": inpaint, "upscale": upscale, "anomaly": anomaly, "course": course}
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

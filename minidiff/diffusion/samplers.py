@@ -89,6 +89,7 @@ def sample_ancestral(
         x_0: (B, ...); or (x_0, trajectory (T + 1, B, ...)) with ``trajectory[T - t]`` = x_t.
     """
     frame = open_frame(diffusion, shape_or_x_T, options, desc="ancestral", clip_x0=clip_x0)
+    ### BEGIN SOLUTION
     x = frame.x_T
     for _, t, _ in frame.jumps():  # t = T, ..., 1
         t_batch = torch.full((x.shape[0],), t, dtype=torch.int64, device=x.device)
@@ -99,6 +100,7 @@ def sample_ancestral(
             x = step["mean"]
         frame.record(x)
     return frame.result(x)
+    ### END SOLUTION
 
 
 @torch.no_grad()

@@ -69,12 +69,14 @@ def posterior_matrix(kind: Corruption, beta: np.ndarray, t: int, K: int) -> np.n
     Returns:
         (K, K, K) float64 indexed [i, k, j]; NaN where q(x_t = k | x_0 = i) = 0.
     """
+    ### BEGIN SOLUTION
     Q_t = step_matrix(kind, float(beta[t]), K)
     Q_bar_prev = cumulative_matrix(kind, beta, t - 1, K)
     Q_bar_t = cumulative_matrix(kind, beta, t, K)
     joint = Q_bar_prev[:, None, :] * Q_t.T[None, :, :]  # (i, k, j): q(x_{t-1}=j, x_t=k | i)
     with np.errstate(invalid="ignore", divide="ignore"):
         return joint / Q_bar_t[:, :, None]
+    ### END SOLUTION
 
 
 class D3PM:

@@ -131,7 +131,9 @@ def n_step_kernel(P: ArrayLike, n: int) -> np.ndarray:
     """
     P = validate_transition_matrix(P)
     n = check_count(n, "n")
+    ### BEGIN SOLUTION
     return np.linalg.matrix_power(P, n)
+    ### END SOLUTION
 
 
 def law_after(p0: ArrayLike, P: ArrayLike, n: int) -> np.ndarray:
@@ -218,6 +220,7 @@ def stationary_distribution(P: ArrayLike) -> np.ndarray:
             f"P has {len(classes)} closed communicating classes ({listed}): its stationary "
             f"law is not unique"
         )
+    ### BEGIN SOLUTION
     C = classes[0]
     A = (P[np.ix_(C, C)] - np.eye(C.size)).T
     A[-1] = 1.0
@@ -226,6 +229,7 @@ def stationary_distribution(P: ArrayLike) -> np.ndarray:
     pi = np.zeros(P.shape[0])
     pi[C] = np.clip(np.linalg.solve(A, b), 0.0, None)  # clip round-off below 0
     return pi / pi.sum()
+    ### END SOLUTION
 
 
 def tv_distance(p: ArrayLike, q: ArrayLike) -> np.ndarray | float:

@@ -104,11 +104,13 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """Map x, shape (B, C_in, H, W), and emb, shape (B, time_channels), to shape
         (B, C_out, H, W)."""
+        ### BEGIN SOLUTION
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
         h = h + self.time_proj(F.silu(emb))[:, :, None, None]  # (B, C_out, 1, 1) broadcast
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))  # (B, C_out, H, W)
         shortcut = x if self.skip is None else self.skip(x)  # (B, C_out, H, W)
         return shortcut + h
+        ### END SOLUTION
 
 
 class AttentionBlock(nn.Module):
@@ -139,12 +141,14 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x, shape (B, C, H, W), to the same shape."""
+        ### BEGIN SOLUTION
         B, C, H, W = x.shape
         h = self.norm(x).reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
         q, k, v = self.q(h), self.k(h), self.v(h)  # each (B, HW, C)
         weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(C), dim=-1)  # (B, HW, HW)
         out = self.proj_out(weights @ v)  # (B, HW, C)
         return x + out.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+        ### END SOLUTION
 
 
 class Downsample(nn.Module):

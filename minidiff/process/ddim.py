@@ -99,6 +99,7 @@ def ddim_posterior_mean_var(
     check_batch(xt, t, "xt")
     check_batch(xt, t_prev, "xt")
     sigma = np.asarray(sigma, dtype=np.float64)
+    ### BEGIN SOLUTION
     direction = over_batch(ddim_direction(schedule, t_prev, sigma), xt.ndim)
     # the noise that x_t carries given x_0, then eq. 7: signal at t_prev, the same noise
     # direction scaled to the variance left after sigma^2
@@ -106,6 +107,7 @@ def ddim_posterior_mean_var(
     mean = gather(schedule.sqrt_alpha_bar, t_prev, xt.ndim) * x0 + direction * eps
     var = np.broadcast_to(over_batch(sigma, xt.ndim) ** 2, mean.shape)
     return mean, np.array(var)
+    ### END SOLUTION
 
 
 def ddim_direction(schedule: Schedule, t_prev: int | np.ndarray, sigma: ArrayLike) -> np.ndarray:

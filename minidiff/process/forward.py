@@ -171,7 +171,9 @@ def q_sample(
     eps = as_float64(eps)
     t = check_t(t, schedule.T, low=0)
     check_batch(x0, t, "x0")
+    ### BEGIN SOLUTION
     return (
         gather(schedule.sqrt_alpha_bar, t, x0.ndim) * x0
         + gather(schedule.sqrt_one_minus_alpha_bar, t, x0.ndim) * eps
     )
+    ### END SOLUTION

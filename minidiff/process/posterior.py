@@ -60,6 +60,7 @@ def posterior_mean_var(
         raise ValueError(f"x0 and xt must have the same shape, got {x0.shape} and {xt.shape}")
     t = check_t(t, schedule.T)
     check_batch(xt, t, "xt")
+    ### BEGIN SOLUTION
     mean = (
         gather(schedule.posterior_mean_coef_x0, t, x0.ndim) * x0
         + gather(schedule.posterior_mean_coef_xt, t, x0.ndim) * xt
@@ -67,6 +68,7 @@ def posterior_mean_var(
     var = np.broadcast_to(gather(schedule.posterior_var, t, x0.ndim), mean.shape)
     log_var = np.broadcast_to(gather(schedule.posterior_log_var_clipped, t, x0.ndim), mean.shape)
     return mean, np.array(var), np.array(log_var)
+    ### END SOLUTION
 
 
 def posterior_mean_from_eps(

@@ -270,6 +270,7 @@ class MLP:
         expected = (inputs[0].shape[0], self.dim)
         if grad.shape != expected:
             raise ValueError(f"grad_out must have shape {expected}, got {grad.shape}")
+        ### BEGIN SOLUTION
         grads = {}
         for layer in reversed(range(self.n_layers)):
             if layer < self.n_layers - 1:
@@ -278,6 +279,7 @@ class MLP:
             grads[f"b{layer}"] = grad.sum(axis=0)  # (fan_out,)
             grad = grad @ self.params[f"W{layer}"].T  # dL/dh, (B, fan_in)
         grads = {name: grads[name] for name in self.params}
+        ### END SOLUTION
         if return_input_grad:
             return grads, grad[:, : self.dim]  # the embedding columns carry no gradient to x
         return grads

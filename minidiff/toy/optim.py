@@ -84,6 +84,7 @@ class Adam:
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One Adam update of every parameter in place, given dL/dtheta for each."""
         _check_grads(grads, self.params)
+        ### BEGIN SOLUTION
         self.t += 1
         # Bias corrections 1 - beta^t: the moments start at 0 and are biased toward it.
         correction1 = 1.0 - self.beta1**self.t
@@ -105,6 +106,7 @@ class Adam:
             denominator = np.sqrt(v)
             denominator += eps_scaled
             theta -= step_size * m / denominator
+        ### END SOLUTION
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:

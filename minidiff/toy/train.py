@@ -97,12 +97,14 @@ def ddpm_loss_and_grads(
     Returns:
         the loss and the gradients of every parameter.
     """
+    ### BEGIN SOLUTION
     xt = q_sample(schedule, x0, t, eps)  # (B, D), eq. 4
     prediction = model.forward(xt, t)  # (B, D)
     residual = prediction - eps
     loss = float(np.mean(residual**2))
     grads = model.backward(2.0 * residual / residual.size)
     return loss, grads
+    ### END SOLUTION
 
 
 def learning_rate(

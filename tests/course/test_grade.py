@@ -1,0 +1,82 @@
+"""Grading by the tests: a removed exercise fails exactly its graded tests (and those of the
+exercises that call it), the solution put back passes, and the JSON is Gradescope's."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from minidiff.course.grade import (
+    ExerciseResult,
+    expected_failures,
+    format_table,
+    grade,
+    gradescope_results,
+    run_tests,
+)
+from minidiff.course.manifest import EXERCISES, exercise
+from minidiff.course.student import write_student_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_removed_exercise_scores_zero_and_its_solution_put_back_full_marks(tmp_path):
+    removed, kept = exercise("q_sample"), exercise("adam")
+    student = write_student_version(tmp_path / "hw", [removed], ROOT)
+    results = {r.name: r for r in grade(student, ROOT, [removed, kept])}
+    assert results["q_sample"].score == 0 and results["q_sample"].passed == 0
+    assert results["q_sample"].total == len(removed.tests)  # the hidden tests ran too
+    assert "NotImplementedError: q_sample:" in results["q_sample"].failure
+    assert results["adam"].score == kept.points and results["adam"].failure == ""
+    shutil.copy2(ROOT / removed.file, student / removed.file)
+    assert [r.score for r in grade(student, ROOT, [removed, kept])] == [2, 3]
+
+
+def test_graded_against_the_student_copy_only_visible_tests_count(tmp_path):
+    removed = exercise("guided_output")
+    student = write_student_version(tmp_path / "hw", [removed], ROOT)
+    (result,) = grade(student, student, [removed])
+    assert (result.passed, result.total) == (0, len(removed.visible))
+
+
+def test_expected_failures_follow_the_requirements():
+    assert expected_failures([exercise("q_sample")]) == (
+        set(exercise("q_sample").tests) | set(exercise("training_step").tests))
+    assert expected_failures([exercise("resblock")]) == set(exercise("resblock").tests)
+
+
+def test_table_and_gradescope_json():
+    results = [ExerciseResult("a", 2, 2.0, 2, 2, ""), ExerciseResult("b", 3, 1.5, 1, 2, "t: E")]
+    table = format_table(results).splitlines()
+    assert table[0].split()[:3] == ["exercise", "points", "passed"]
+    assert table[2].split() == ["b", "1.5/3", "1/2", "t:", "E"]
+    assert table[-1].split() == ["total", "3.5/5"]
+    json = gradescope_results(results)
+    assert json["score"] == 3.5
+    assert [(t["name"], t["score"], t["max_score"], t["status"]) for t in json["tests"]] == [
+        ("a", 2.0, 2, "passed"), ("b", 1.5, 3, "failed")]
+
+
+def test_grade_refuses_a_folder_without_the_package(tmp_path):
+    with pytest.raises(ValueError, match="student must be a folder holding minidiff/"):
+        grade(tmp_path, ROOT)
+    with pytest.raises(ValueError, match="source_root must hold tests/"):
+        grade(ROOT, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_solution_passes_every_graded_test():
+    results = grade(ROOT, ROOT)
+    assert [r.failure for r in results if r.failure] == []
+    assert sum(r.score for r in results) == sum(e.points for e in EXERCISES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("removed", EXERCISES, ids=lambda e: e.name)
+def test_removing_one_exercise_fails_exactly_its_graded_tests(removed, tmp_path):
+    student = write_student_version(tmp_path / "hw", [removed], ROOT)
+    shutil.rmtree(student / "tests")
+    shutil.copytree(ROOT / "tests", student / "tests")  # the hidden tests too
+    tests = list(dict.fromkeys(t for e in EXERCISES for t in e.tests))
+    failing = {test for test, failure in run_tests(student, tests).items() if failure}
+    assert failing == expected_failures([removed])
