@@ -12,7 +12,7 @@
   replacement is the case r = 1.
 
 Each reverse step is DDIM's eq. 12 (Song, Meng & Ermon 2021) with sigma(eta) of eq. 16 on
-the grid `minidiff.process.ddim_timesteps`: eta = 1 on the full grid is ancestral
+the samplers' grid (`minidiff.process.sampling_timesteps`): eta = 1 on the full grid is ancestral
 sampling (Ho et al. 2020, Algorithm 2) with the posterior variance. The known region is
 pasted after the last step too, so the result equals the data there exactly.
 
@@ -29,7 +29,7 @@ import torch
 
 from minidiff.diffusion._sampling import Denoiser, SamplerOptions, denoise, open_frame
 from minidiff.diffusion.gaussian import GaussianDiffusion
-from minidiff.process import Spacing, ddim_coefficients
+from minidiff.process import DEFAULT_SPACING, Spacing, ddim_coefficients
 from minidiff.process.forward import log_alpha_bar_ratio
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def inpaint(
     mask: torch.Tensor,
     *,
     steps: int | None = None,
-    spacing: Spacing = "uniform",
+    spacing: Spacing = DEFAULT_SPACING,
     eta: float = 1.0,
     jump_length: int = 10,
     resamplings: int = 1,
@@ -168,7 +168,8 @@ def inpaint(
         diffusion: the `GaussianDiffusion`.
         x0_known: (B, ...) the data; only its known pixels are read.
         mask: 1 = known, 0 = to fill in; broadcastable to ``x0_known`` ((H, W), (B, C, H, W)).
-        steps, spacing: the grid `minidiff.process.ddim_timesteps(T, steps, spacing)`.
+        steps, spacing: the grid, `minidiff.process.sampling_timesteps(schedule, steps,
+            spacing)` (by default the samplers' `minidiff.process.DEFAULT_SPACING`).
         eta: DDIM's stochasticity; 1 (default) on the full grid is ancestral sampling.
         jump_length, resamplings: RePaint's j and r (r = 1: no time travel).
         clip_x0: clip x0_hat to [-clip_x0, clip_x0], or None.

@@ -169,7 +169,7 @@ def _class(text: str) -> int | str:
 
 def _check_options(args: argparse.Namespace, kind: str) -> None:
     """Refuse the options the run's kind does not take, and a missing --out."""
-    if kind not in ("sequence", "caption-unet") and args.prompt is not None:
+    if kind in ("mlp", "diffwave") and args.prompt is not None:  # images: `caption_tokens`
         raise ValueError(f"--prompt is for caption and text runs; this run's model is {kind!r}")
     if kind not in ("sequence", "diffwave") and args.length is not None:
         raise ValueError(f"--length is for text and audio runs; this run's model is {kind!r}")
