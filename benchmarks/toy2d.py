@@ -11,8 +11,10 @@ references put the numbers in scale:
 - the baseline: a Gaussian with the data's mean and covariance (what a model that learnt
   only the first two moments would give).
 
-The target is SW <= 2 x floor for swissroll, moons and 8gaussians, each trained in under
-60 s on one core.
+The target (issue 16) is SW <= 1.3 x floor for swissroll, moons and 8gaussians, each
+trained in at most 15 s on one thread. The check reads the training loop's CPU seconds:
+equal to its wall time on an idle core, and still a fair measure of the work when other
+jobs share the machine (the wall time is printed beside it).
 
 The SW of two finite samples is itself noisy (a few percent of its value from the
 directions, and about 10% from the samples). So every distance is averaged over
@@ -49,8 +51,8 @@ from minidiff.toy.train import DEFAULT_STEPS, DEFAULT_T, train_ddpm  # noqa: E40
 
 RESULTS = Path(__file__).resolve().parent / "results" / "toy2d.json"
 TARGET_DATASETS = ("swissroll", "moons", "8gaussians")
-TARGET_RATIO = 2.0  # SW / floor
-TARGET_SECONDS = 60.0  # training time on one core
+TARGET_RATIO = 1.3  # SW / floor
+TARGET_SECONDS = 15.0  # training CPU seconds on one thread
 
 
 def blas_threads() -> str:
@@ -109,8 +111,10 @@ def run_dataset(
     seed: int,
     repeats: int,
     progress: bool,
+    train_options: dict | None = None,
 ) -> dict:
-    """Train, sample and evaluate one dataset; returns one row of the results."""
+    """Train, sample and evaluate one dataset; returns one row of the results.
+    ``train_options`` go to `train_ddpm` (hidden, batch_size, lr, ...)."""
     data_rng, train_rng, sample_rng, eval_rng = (
         np.random.default_rng(s)
         for s in np.random.SeedSequence([seed, DATASETS.index(name)]).spawn(4)
@@ -118,7 +122,8 @@ def run_dataset(
     schedule = toy_schedule(T)
     data = make_dataset(name, n_train, data_rng)
     cpu_start = time.process_time()
-    result = train_ddpm(data, schedule, train_rng, steps=steps, progress=progress)
+    options = train_options or {}
+    result = train_ddpm(data, schedule, train_rng, steps=steps, progress=progress, **options)
     train_cpu = time.process_time() - cpu_start
     start = time.perf_counter()
     samples = sample_ancestral(
@@ -198,6 +203,7 @@ def main(
     seed: int = 0,
     repeats: int = 5,
     progress: bool = False,
+    train_options: dict | None = None,
     out: Path | str | None = RESULTS,
 ) -> list[dict]:
     """Run the benchmark, print the table, write the JSON (unless ``out`` is None) and
@@ -217,6 +223,7 @@ def main(
                 seed=seed,
                 repeats=repeats,
                 progress=progress,
+                train_options=train_options,
             )
         )
         print(
@@ -228,15 +235,23 @@ def main(
     print(format_table(rows))
     for r in rows:
         if r["dataset"] in TARGET_DATASETS:
-            met = r["sw_over_floor"] <= TARGET_RATIO and r["train_seconds"] < TARGET_SECONDS
+            cpu = r["train_cpu_seconds"]
+            met = r["sw_over_floor"] <= TARGET_RATIO and cpu <= TARGET_SECONDS
             print(
-                f"target {r['dataset']}: SW <= {TARGET_RATIO:g} x floor and train < "
-                f"{TARGET_SECONDS:g} s: {'met' if met else 'MISSED'}"
+                f"target {r['dataset']}: SW <= {TARGET_RATIO:g} x floor and train cpu <= "
+                f"{TARGET_SECONDS:g} s: {'met' if met else 'MISSED'} ({cpu:.1f} cpu s, "
+                f"{r['train_seconds']:.1f} s wall)"
             )
     if out is not None:
         out = Path(out)
         settings = dict(
-            steps=steps, T=T, n_train=n_train, n_samples=n_samples, seed=seed, repeats=repeats
+            steps=steps,
+            T=T,
+            n_train=n_train,
+            n_samples=n_samples,
+            seed=seed,
+            repeats=repeats,
+            train_options=train_options or {},
         )
         write_results(out, settings, rows)
     return rows
@@ -251,6 +266,9 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, help="MLP widths")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     args = parser.parse_args()
     main(
         datasets=tuple(args.datasets),
@@ -260,4 +278,13 @@ if __name__ == "__main__":
         seed=args.seed,
         repeats=args.repeats,
         progress=args.progress,
+        train_options={
+            key: value
+            for key, value in (
+                ("hidden", args.hidden),
+                ("batch_size", args.batch_size),
+                ("lr", args.lr),
+            )
+            if value is not None
+        },  # fmt: skip
     )

@@ -68,7 +68,7 @@ def _round_half_up(numerator: np.ndarray, denominator: int) -> np.ndarray:
 
 
 def _distinct(grid: np.ndarray, T: int) -> np.ndarray:
-    """Make a rounded grid (N + 1,) strictly decreasing from T to 0 with the fewest moves:
+    """Make a rounded grid (N + 1,) strictly decreasing from T to 0:
     entry i is clipped to [N - i, T - i] (room for the entries after and before it), then
     raised from the data end where it does not exceed its successor."""
     N = len(grid) - 1
