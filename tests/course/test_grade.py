@@ -42,6 +42,8 @@ def test_graded_against_the_student_copy_only_visible_tests_count(tmp_path):
 def test_expected_failures_follow_the_requirements():
     assert expected_failures([exercise("q_sample")]) == (
         set(exercise("q_sample").tests) | set(exercise("training_step").tests))
+    assert expected_failures([exercise("adam")]) == (
+        set(exercise("adam").tests) | set(exercise("training_step").hidden))
     assert expected_failures([exercise("resblock")]) == set(exercise("resblock").tests)
 
 
