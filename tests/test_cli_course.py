@@ -12,17 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_student_then_grade_writes_the_folder_and_gradescope_json(tmp_path, capsys):
+    """Graded against the student's own copy, only the visible test counts."""
     out = tmp_path / "hw"
-    assert main(["course", "student", "--out", str(out), "--exercises", "guided_output",
+    assert main(["course", "student", "--out", str(out), "--exercises", "stationary_law",
                  "--source", str(ROOT)]) == 0
-    assert "1 exercises, 2 points" in capsys.readouterr().out
+    assert "1 exercises, 3 points" in capsys.readouterr().out
     results = tmp_path / "results.json"
-    assert main(["course", "grade", "--student", str(out), "--source", str(ROOT),
-                 "--exercises", "guided_output", "--json", str(results)]) == 0
-    table = capsys.readouterr().out
-    assert "guided_output" in table and "0/2" in table
+    assert main(["course", "grade", "--student", str(out), "--source", str(out),
+                 "--exercises", "stationary_law", "--json", str(results)]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[:3] == ["stationary_law", "0/3", "0/1"]
     graded = json.loads(results.read_text())
-    assert graded["score"] == 0 and graded["tests"][0]["max_score"] == 2
+    assert graded["score"] == 0 and graded["tests"][0]["max_score"] == 3
 
 
 @pytest.mark.parametrize("argv, message", [
