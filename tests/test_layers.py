@@ -28,7 +28,7 @@ LAYER = {
     "sections": 6,
     "configs": 6,
     "runs": 6,
-    "course": 6,  # student versions and grading: reads the package's files, imports none of it
+    "course": 6,  # course mode: student versions, grading, the bug museum
     "cli": 7,
 }
 

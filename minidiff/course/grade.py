@@ -60,9 +60,11 @@ class ExerciseResult:
 
 def expected_failures(removed: Sequence[Exercise]) -> set[str]:
     """The graded tests that fail when the solutions of ``removed`` are taken out: their
-    own tests and those of every exercise that requires one of them."""
+    own tests and the tests of other exercises that call a removed function
+    (`Exercise.requires`)."""
     names = {e.name for e in removed}
-    return {t for e in EXERCISES if e.name in names or names & set(e.requires) for t in e.tests}
+    own = {test for e in removed for test in e.tests}
+    return own | {test for e in EXERCISES for name, test in e.requires if name in names}
 
 
 def _node_of(case: ET.Element) -> str:

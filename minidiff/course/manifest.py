@@ -9,8 +9,8 @@ naming the exercise, what to implement and the equation; the grader
 
 ``visible`` tests ship with the student version; ``hidden`` tests are left out of it and run
 only when grading. Tests are pytest node ids relative to the repository root. ``requires``
-lists the exercises whose functions the graded tests call as well: removing one of those
-makes these tests fail too, so the grader expects it.
+pairs another exercise with a graded test of this one that calls its function too (found
+by removing each exercise alone): removing that exercise makes the test fail as well.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class Exercise:
         visible: test node ids shipped with the student version.
         hidden: test node ids kept by the instructor.
         tutorial: the notebook (under ``tutorials/``) that teaches it.
-        requires: exercises whose solutions the graded tests also call.
+        requires: (exercise, test) pairs: this exercise's graded test that also calls the
+            other exercise's function.
     """
 
     name: str
@@ -48,7 +49,7 @@ class Exercise:
     visible: tuple[str, ...]
     hidden: tuple[str, ...]
     tutorial: str
-    requires: tuple[str, ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()
 
     @property
     def tests(self) -> tuple[str, ...]:
@@ -153,7 +154,17 @@ EXERCISES: tuple[Exercise, ...] = (
         (_TRAIN + "test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_differences",),
         (_TRAIN + "test_training_is_deterministic_given_the_seed",),
         _T02,
-        requires=("q_sample", "mlp_backward", "adam"),
+        requires=tuple(
+            (name, _TRAIN + test)
+            for name, tests in (
+                ("q_sample", ("test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_"
+                              "differences", "test_training_is_deterministic_given_the_seed")),
+                ("mlp_backward", ("test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_"
+                                  "differences", "test_training_is_deterministic_given_the_seed")),
+                ("adam", ("test_training_is_deterministic_given_the_seed",)),
+            )
+            for test in tests
+        ),
     ),
     Exercise(
         "ancestral_loop", 3, "minidiff/diffusion/samplers.py", "sample_ancestral",
@@ -162,7 +173,8 @@ EXERCISES: tuple[Exercise, ...] = (
         (_SAMPLERS + "test_ancestral_with_the_exact_denoiser_reproduces_the_mixture",),
         (_SAMPLERS + "test_ancestral_matches_the_numpy_sampler",),
         _T04,
-        requires=("posterior",),  # the NumPy sampler it is compared with
+        # the NumPy sampler it is compared with uses the posterior
+        requires=(("posterior", _SAMPLERS + "test_ancestral_matches_the_numpy_sampler"),),
     ),
     Exercise(
         "resblock", 3, "minidiff/nn/blocks.py", "ResBlock.forward",

@@ -50,7 +50,8 @@ def test_names_are_unique_and_requirements_known():
     names = [e.name for e in EXERCISES]
     assert len(names) == len(set(names)) >= 10
     for e in EXERCISES:
-        assert set(e.requires) <= set(names) - {e.name}
+        for name, test in e.requires:
+            assert name in set(names) - {e.name} and test in e.tests
         assert e.points > 0 and e.task and e.equation
         assert e.message.startswith(f"{e.name}: ")
 

@@ -61,7 +61,8 @@ def test_notebooks_are_cleared_and_instructions_list_the_exercises(student):
 
 
 def test_strip_tests_removes_a_decorated_function_only():
-    source = "import x\n\n\n@given(x)\n@settings()\ndef test_a(v):\n    pass\n\n\ndef test_b():\n    pass\n"
+    source = ("import x\n\n\n@given(x)\n@settings()\ndef test_a(v):\n    pass\n\n\n"
+              "def test_b():\n    pass\n")
     assert strip_tests(source, ["test_a"]) == "import x\n\n\n\n\ndef test_b():\n    pass\n"
 
 
