@@ -3,6 +3,11 @@
     minidiff evaluate --checkpoint runs/digits --out metrics.json
     minidiff evaluate --checkpoint runs/cifar10 --metrics fid,is --n 10000 \\
         --inception-weights pt_inception-2015-12-05-6726825d.pth --out metrics.json
+    minidiff evaluate --checkpoint runs/digits-cond --metrics fid,accuracy --out m.json
+
+A conditional digits run (``digits-cond``, ``digits-caption``) is sampled class by class
+at its preset's guidance scale and also reports ``accuracy``: the share of samples the
+digits classifier assigns to the class asked for, per class and in all.
 
 The pipeline is `minidiff.runs.evaluate`; this file parses and prints. Bad input (an
 unknown metric, n too small for the feature dimension, a missing weights file, a reference

@@ -43,6 +43,7 @@ __all__ = [
     "REFERENCES",
     "EvaluateSettings",
     "check_settings",
+    "conditional_samples",
     "evaluate",
     "held_out_data",
 ]

@@ -185,6 +185,17 @@ def test_caption_samples_at_scale_zero_are_the_empty_captions(finished_caption):
     assert torch.equal(guided, sample(run, 3, seed=1, labels=tokens, guidance=3.0))
 
 
+def test_sample_refuses_caption_ids_of_another_shape_or_range(finished_caption):
+    run = load_run(finished_caption[1], device="cpu")
+    good = caption_tokens(run.preset, "a seven", 2)
+    with pytest.raises(ValueError, match=r"must be \(2, 12\) integer caption ids"):
+        sample(run, 2, labels=good[:, :5])
+    with pytest.raises(ValueError, match=r"must be \(2, 12\) integer caption ids"):
+        sample(run, 2, labels=good.double())
+    with pytest.raises(ValueError, match=r"caption ids must lie in 0\.\.35"):
+        sample(run, 2, labels=good + 40)
+
+
 def test_caption_tokens_read_prompts_with_the_presets_vocabulary():
     """One prompt is copied n times, a list is taken as it is; an unknown word is the
     unknown token; a prompt longer than the model reads, a class preset and an
