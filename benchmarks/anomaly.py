@@ -171,7 +171,9 @@ def pathology_row(run, dataset: str, n: int) -> None:
         )
 
 
-def main(runs: Path = RUNS_DIR, n: int = 300, pixel_n: int = 100) -> None:
+def main(
+    runs: Path = RUNS_DIR, n: int = 300, pixel_n: int = 100, only: tuple[str, ...] = ()
+) -> None:
     from minidiff import runs as minidiff_runs
 
     torch.set_num_threads(1)
@@ -186,14 +188,15 @@ def main(runs: Path = RUNS_DIR, n: int = 300, pixel_n: int = 100) -> None:
     )
     loaded = {}
     for name, dataset, held_out in RUNS:
-        if (runs / name / "checkpoints").is_dir():
+        if (runs / name / "checkpoints").is_dir() and (not only or name in only):
             loaded[name] = minidiff_runs.load_run(runs / name, device="cpu")
             class_table(loaded[name], dataset, held_out, n)
     print(
         f"pixel AUROC on synthetic defects (digits-no0)\n{'defect':<8}{'images':>6}"
         f"{'pixels':>9}{'AnoDDPM':>10}{'PCA':>8}"
     )
-    pixel_table(loaded["digits-no0"], pixel_n)
+    if "digits-no0" in loaded:
+        pixel_table(loaded["digits-no0"], pixel_n)
     print(
         f"likelihood pathology: ELBO bits/dim\n{'data':<15}{'simpler':<14}{'test':>10}"
         f"{'simpler':>10}{'AUROC':>8}"
@@ -208,5 +211,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=Path, default=RUNS_DIR)
     parser.add_argument("--n", type=int, default=300, help="test images per side (at most)")
     parser.add_argument("--pixel-n", type=int, default=100)
+    parser.add_argument("--only", nargs="*", default=(), help="run names (default: all)")
     args = parser.parse_args()
-    main(args.runs, args.n, args.pixel_n)
+    main(args.runs, args.n, args.pixel_n, tuple(args.only))

@@ -8,15 +8,16 @@ classes 1..9 with ``fashion-mnist-no0``), 8 samples per image:
   one completed sample, with the true label; beside it the judge on the masked input
   (missing pixels set to the background, -1) and on the originals;
 - the masked-region MSE of one sample and of the mean of the 8 samples;
-- replacement (r = 1) and RePaint at equal NFE (50) and at RePaint's NFE (250).
+- replacement (r = 1) and RePaint at equal NFE (20) and at RePaint's NFE (60).
 
 Super-resolution (`minidiff.applications.superres`, SRDiff residual): PSNR and SSIM of
 bicubic, one sample and the mean of 8 against the original; the consistency MSE between
 the downsampled output and the low-resolution input; the judge's accuracy on each. The
 8x8 digits are below SSIM's 11 x 11 window: their SSIM uses a 7 x 7 window (sigma 1.5).
 
-Run:  .venv/bin/python benchmarks/restoration.py [--runs DIR] [--n 90] [--fashion-n 16]
-(train the runs first: benchmarks/restoration_runs.py). One CPU thread.
+Run:  .venv/bin/python benchmarks/restoration.py [--runs DIR] [--n 27] [--fashion-n 8]
+[--sr-n 64] [--parts ...] (train the runs first: benchmarks/restoration_runs.py). One CPU
+thread; the sizes are cut to what a shared 2-core machine evaluates in minutes.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ from minidiff.applications.superres import (  # noqa: E402
 from minidiff.evaluation import psnr, ssim  # noqa: E402
 
 SAMPLES = 8
-# (label, grid steps n, jump j, resamplings r): NFE = repaint_nfe(n, j, r)
+# (label, grid steps n, jump j, resamplings r): NFE = repaint_nfe(n, j, r); the first two
+# at equal NFE (20), the last two at RePaint's NFE (60)
 METHODS = (
-    ("replacement", 50, 1, 1),
-    ("RePaint n=10 j=2 r=5", 10, 2, 5),
-    ("RePaint n=50 j=5 r=5", 50, 5, 5),
-    ("replacement", 250, 1, 1),
+    ("replacement", 20, 1, 1),
+    ("RePaint n=5 j=1 r=4", 5, 1, 4),
+    ("RePaint n=20 j=2 r=3", 20, 2, 3),
+    ("replacement", 60, 1, 1),
 )
 
 
@@ -74,9 +76,8 @@ def held_out(dataset: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x[keep][:n], y[keep][:n]
 
 
-def inpainting_table(run, dataset: str, n: int, kinds=MASK_KINDS, long_kinds=("center",)) -> str:
-    """The inpainting table of ``run`` on ``n`` held-out images: every method of NFE 50
-    for each of ``kinds``, the NFE 250 ones too for ``long_kinds``."""
+def inpainting_table(run, dataset: str, n: int, kinds=MASK_KINDS) -> str:
+    """The inpainting table of ``run`` on ``n`` held-out images, every method per mask."""
     x, y = held_out(dataset, n)
     predict = judge_of(dataset)
     size = x.shape[-1]
@@ -92,7 +93,7 @@ def inpainting_table(run, dataset: str, n: int, kinds=MASK_KINDS, long_kinds=("c
         missing = (1 - mask).bool().expand_as(x)
         masked_acc = float((predict(torch.where(missing, -1.0, x)) == y).double().mean())
         repeated = x.repeat(SAMPLES, 1, 1, 1)  # (SAMPLES * n, 1, S, S), sample-major
-        for label, steps, jump, r in METHODS if kind in long_kinds else METHODS[:2]:
+        for label, steps, jump, r in METHODS:
             out = inpaint(
                 run.model,
                 run.diffusion,
@@ -152,31 +153,38 @@ def superres_table(folder: Path, n: int) -> str:
     return "\n".join(lines)
 
 
-def main(runs: Path = RUNS_DIR, n: int = 90, fashion_n: int = 16, sr_n: int = 64) -> None:
+PARTS = ("inpaint-digits", "sr-digits", "inpaint-fashion", "sr-fashion")
+
+
+def main(runs: Path = RUNS_DIR, n: int = 27, fashion_n: int = 8, sr_n: int = 64,
+         parts: tuple[str, ...] = PARTS) -> None:  # fmt: skip
     from minidiff import runs as minidiff_runs
 
     torch.set_num_threads(1)
     print("restoration benchmark: 1 CPU thread on a shared 2-core machine")
-    digits = minidiff_runs.load_run(runs / "digits-no0", device="cpu")
-    print(f"digits-no0: step {digits.step}\n" + inpainting_table(digits, "digits", n), flush=True)
-    print(superres_table(runs / "digits-sr2", n=min(sr_n * 4, 359)), flush=True)
-    if (runs / "fashion-mnist-no0").is_dir():
+    if "inpaint-digits" in parts:
+        digits = minidiff_runs.load_run(runs / "digits-no0", device="cpu")
+        print(f"digits-no0: step {digits.step}\n" + inpainting_table(digits, "digits", n),
+              flush=True)  # fmt: skip
+    if "sr-digits" in parts:
+        print(superres_table(runs / "digits-sr2", sr_n), flush=True)
+    if "inpaint-fashion" in parts:
         fashion = minidiff_runs.load_run(runs / "fashion-mnist-no0", device="cpu")
         print(
             f"fashion-mnist-no0: step {fashion.step}\n"
-            + inpainting_table(fashion, "fashion-mnist", fashion_n, ("left", "center"), ()),
+            + inpainting_table(fashion, "fashion-mnist", fashion_n, ("center",)),
             flush=True,
         )
-    for name in ("fashion-mnist-sr2", "fashion-mnist-sr4"):
-        if (runs / name).is_dir():
-            print(superres_table(runs / name, sr_n), flush=True)
+    if "sr-fashion" in parts:
+        print(superres_table(runs / "fashion-mnist-sr2", fashion_n), flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=RUNS_DIR)
-    parser.add_argument("--n", type=int, default=90, help="digits test images to inpaint")
-    parser.add_argument("--fashion-n", type=int, default=16)
-    parser.add_argument("--sr-n", type=int, default=64)
+    parser.add_argument("--n", type=int, default=27, help="digits test images to inpaint")
+    parser.add_argument("--fashion-n", type=int, default=8)
+    parser.add_argument("--sr-n", type=int, default=64, help="digits test images to upscale")
+    parser.add_argument("--parts", nargs="*", default=PARTS, choices=PARTS)
     args = parser.parse_args()
-    main(args.runs, args.n, args.fashion_n, args.sr_n)
+    main(args.runs, args.n, args.fashion_n, args.sr_n, tuple(args.parts))

@@ -107,8 +107,9 @@ class SuperResConfig:
 
 
 SUPERRES_PRESETS: dict[str, SuperResConfig] = {
-    # Fashion-MNIST 14 -> 28 and 7 -> 28 with the SRDiff residual (a 0.4M-parameter U-Net,
-    # levels 28 and 14, no attention); 1500 steps of batch 64 on 2 CPU cores
+    # Fashion-MNIST 14 -> 28 and 7 -> 28 with the SRDiff residual (a 0.65M-parameter U-Net,
+    # levels 28 and 14, no attention); 1500 steps of batch 64 (benchmarks/README.md has
+    # what 300 steps of batch 16 reach)
     "fashion-mnist-sr2": SuperResConfig(factor=2),
     "fashion-mnist-sr4": SuperResConfig(factor=4),
     # the 8x8 digits from 4x4: a minute of CPU, for tests and the tutorial

@@ -14,10 +14,11 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add ``anomaly`` to the subcommands ``commands``."""
-    sub = run_parser(commands, "anomaly", "Score a folder of images for anomalies with a "
-                     "trained run. One CSV row per PNG: the ELBO in bits/dim, the AnoDDPM "
-                     "map's mean (Wyatt et al. 2022) and the reconstruction error at several "
-                     "t (Graham et al. 2023); the maps are written as PNGs.", image=False)  # fmt: skip
+    text = ("Score a folder of images for anomalies with a trained run. One CSV row per "
+            "PNG: the ELBO in bits/dim, the AnoDDPM map's mean (Wyatt et al. 2022) and the "
+            "reconstruction error at several t (Graham et al. 2023); the maps are written "
+            "as PNGs.")  # fmt: skip
+    sub = run_parser(commands, "anomaly", text, image=False)
     sub.add_argument("--images", required=True, type=Path, metavar="DIR")
     sub.add_argument("--out", required=True, type=Path, help="the CSV file to write")
     sub.add_argument("--maps", type=Path, default=None,

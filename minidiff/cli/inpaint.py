@@ -38,9 +38,10 @@ def run_parser(commands, name: str, text: str, image: bool = True) -> argparse.A
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add ``inpaint`` to the subcommands ``commands``."""
-    sub = run_parser(commands, "inpaint", "Fill in the masked part of an image with a trained "
-                     "run. The white part of --mask is completed by replacement (Song et al. "
-                     "2021) or, with --resamplings > 1, RePaint (Lugmayr et al. 2022).")  # fmt: skip
+    text = ("Fill in the masked part of an image with a trained run. The white part of "
+            "--mask is completed by replacement (Song et al. 2021) or, with --resamplings "
+            "> 1, RePaint (Lugmayr et al. 2022).")  # fmt: skip
+    sub = run_parser(commands, "inpaint", text)
     sub.add_argument("--mask", required=True, help="a PNG (white = fill in) or a mask kind")
     sub.add_argument("--out", required=True, type=Path, help="the PNG file to write")
     sub.add_argument("--steps", type=int_at_least(1), default=None,

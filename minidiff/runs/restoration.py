@@ -54,7 +54,7 @@ def png_bytes(x: torch.Tensor) -> bytes:
     """(H, W) or (1, 1, H, W) values in [-1, 1] (clipped) as grey PNG bytes."""
     from PIL import Image
 
-    pixels = ((x.detach().cpu().double().reshape(x.shape[-2:]).clamp(-1, 1) + 1) * 127.5)
+    pixels = (x.detach().cpu().double().reshape(x.shape[-2:]).clamp(-1, 1) + 1) * 127.5
     buffer = io.BytesIO()
     Image.fromarray(pixels.round().to(torch.uint8).numpy()).save(buffer, format="PNG")
     return buffer.getvalue()
