@@ -17,6 +17,13 @@ from tests.test_cli_train import fails
 torch.set_num_threads(1)
 
 
+def samples_of(printed: str) -> list[str]:
+    """The samples of ``minidiff sample`` output: blocks "--- sample I ---\nTEXT" joined
+    by newlines (a sample may hold newlines itself)."""
+    blocks = printed.split("--- sample ")[1:]
+    return [block.split(" ---\n", 1)[1][:-1] for block in blocks]  # less the joining "\n"
+
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
     """A text-kjv run of a few steps on the bundled tiny text."""
@@ -31,14 +38,14 @@ def test_text_samples_are_printed_and_a_prompt_is_infilled(text_run, tmp_path, c
     its characters and fills its "_"; --out also writes them, once."""
     assert main(["sample", "--checkpoint", str(text_run), "--n", "2", "--length", "30",
                  "--steps", "8"]) == 0  # fmt: skip
-    blocks = capsys.readouterr().out.split("--- sample ")[1:]
-    texts = [block.split(" ---\n", 1)[1][:-1] for block in blocks]  # less the joining "\n"
+    texts = samples_of(capsys.readouterr().out)
     assert [len(t) for t in texts] == [30, 30] and set("".join(texts)) <= set(VOCAB)
     out = tmp_path / "infill.txt"
     prompt = "In the beginning ____ the earth"
     assert main(["sample", "--checkpoint", str(text_run), "--prompt", prompt, "--out", str(out),
                  "--steps", "8"]) == 0  # fmt: skip
-    infilled = out.read_text().split(" ---\n", 1)[1][:-1]
+    infilled, *others = samples_of(out.read_text())
+    assert len(others) == preset("text-kjv").sampling.num_samples - 1  # --n: the preset's
     assert infilled.startswith("In the beginning ") and len(infilled) == len(prompt)
     assert "_" not in infilled
     assert "never overwritten" in fails(["sample", "--checkpoint", str(text_run), "--out",
@@ -65,9 +72,9 @@ def test_audio_trains_from_the_command_line_and_samples_wav_files(tmp_path, caps
     assert main(["train", "--config", "audio", *sets, "--out", str(run), "--no-progress"]) == 0
     capsys.readouterr()
     out = tmp_path / "tones"
-    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--length", "128", "--out",
+    assert main(["sample", "--checkpoint", str(run), "--n", "2", "--length", "300", "--out",
                  str(out), "--no-progress"]) == 0  # fmt: skip
     assert sorted(f.name for f in out.iterdir()) == ["sample_0.wav", "sample_1.wav",
                                                      "spectrograms.png"]  # fmt: skip
-    assert read_wav(out / "sample_1.wav")[0].shape == (128,)
+    assert read_wav(out / "sample_1.wav")[0].shape == (300,)
     assert "--out is required" in fails(["sample", "--checkpoint", str(run)], capsys)

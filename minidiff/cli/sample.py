@@ -59,7 +59,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     sample.add_argument("--eta", type=float_at_least(0.0), default=None,
                         help="DDIM stochasticity: 0 deterministic, 1 ancestral-like "
                         "(default: the preset's sampling_eta)")  # fmt: skip
-    sample.add_argument("--n", type=int_at_least(1), default=64, help="number of samples")
+    sample.add_argument("--n", type=int_at_least(1), default=None,
+                        help="number of samples (default: 64 images; the preset's "
+                        "sampling.num_samples for text and audio)")  # fmt: skip
     sample.add_argument("--seed", type=int_at_least(0), default=0, help="random seed")
     sample.add_argument("--batch-size", type=int_at_least(1), default=None,
                         help="samples drawn at once (default: all, at most 256)")  # fmt: skip
@@ -101,10 +103,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         loaded = runs.load_run(args.checkpoint, device=device)
         kind = loaded.preset.model_kind
         _check_options(args, kind)
+        n = args.n if args.n is not None else (
+            64 if kind in ("unet", "mlp") else loaded.preset.sampling.num_samples)
         if out is not None:
             atomic.check_output_location(out, "--out", folder=kind == "diffwave")
         if loaded.preset.diffusion_kind in runs.TEXT_KINDS:
-            texts = runs.sample_run_text(loaded, args.n, length=args.length, prompt=args.prompt,
+            texts = runs.sample_run_text(loaded, n, length=args.length, prompt=args.prompt,
                                          steps=args.steps, seed=args.seed)  # fmt: skip
             return _print_text(texts, out, loaded)
         if kind == "diffwave" and args.length is not None:  # clips of another length
@@ -113,14 +117,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 loaded, preset=dataclasses.replace(loaded.preset, model=model))
         labels, nrow = None, args.nrow
         if args.label is not None:
-            labels = runs.class_labels(loaded.preset, _class(args.label), args.n)
+            labels = runs.class_labels(loaded.preset, _class(args.label), n)
             if args.label == "all":  # one row per class
                 nrow = labels.numel() // loaded.preset.model.num_classes
         elif args.prompt is not None:
-            labels = runs.caption_tokens(loaded.preset, args.prompt, args.n)
+            labels = runs.caption_tokens(loaded.preset, args.prompt, n)
             _warn_unknown_words(loaded.preset, args.prompt)
         x0 = runs.sample(
-            loaded, len(labels) if labels is not None else args.n, sampler=args.sampler,
+            loaded, len(labels) if labels is not None else n, sampler=args.sampler,
             steps=args.steps, eta=args.eta, seed=args.seed, batch_size=args.batch_size,
             progress=not args.no_progress, labels=labels, guidance=args.guidance,
         )  # fmt: skip
