@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidiff.configs import PRESETS, override, preset
+from minidiff.data.fashion_mnist import FASHION_MNIST_DIR, FASHION_MNIST_PACKAGE
 from minidiff.runs import (
     GRID_SAMPLES,
     RunError,
@@ -37,6 +38,7 @@ from minidiff.training import (
     read_checkpoint_config,
 )
 from tests.data.fake_cifar import make_batches, write_folder
+from tests.requirements import needs
 
 torch.set_num_threads(1)
 
@@ -425,3 +427,17 @@ def test_image_data_with_a_network_for_points_names_the_model(tmp_path):
     with pytest.raises(ValueError, match="model 'mlp' takes points of shape \\(64,\\)") as info:
         training_data(p)
     assert "expects" not in str(info.value)
+
+
+@needs(
+    (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+    f"Debian package {FASHION_MNIST_PACKAGE} is not installed (make system-deps)",
+)
+def test_fashion_mnist_preset_trains_on_the_train_split_with_labels_when_conditional():
+    """The fashion-mnist preset's data: the 60 000 training images (N, 1, 28, 28) in
+    [-1, 1]; with model.num_classes=10 the labels 0..9 come too."""
+    p = preset("fashion-mnist")
+    x0 = training_data(p)
+    assert x0.shape == (60_000, 1, 28, 28) and x0.min() == -1 and x0.max() == 1
+    x0, y = training_data(override(p, ["model.num_classes=10"]))
+    assert y.shape == (60_000,) and set(y.unique().tolist()) == set(range(10))

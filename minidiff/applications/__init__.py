@@ -10,6 +10,12 @@
 - `text`: a small caption encoder and a U-Net that cross-attends to it.
 - `pipeline`: `train_conditional` and `sample_guided`, label- or caption-conditioned
   digits from one frozen `ConditionalConfig`.
+- `inpainting`: replacement (Song et al. 2021) and RePaint (Lugmayr et al. 2022) for any
+  unconditional model; masks.
+- `superres`: SR3 (Saharia et al. 2021) and its residual variant SRDiff (Li et al. 2022),
+  with noise augmentation of the low-resolution input.
+- `anomaly`: ELBO, multi-t reconstruction (Graham et al. 2023) and AnoDDPM (Wyatt et al.
+  2022) anomaly scores, kNN and PCA baselines, AUROC.
 """
 
 from minidiff.applications.classifier import (

@@ -7,6 +7,9 @@
     minidiff sample --checkpoint runs/digits --out grid.png # a sample grid from a checkpoint
     minidiff evaluate --checkpoint runs/digits --out m.json # FID, IS, KID, P/R, bits/dim
     minidiff course student --out hw --layer 1             # a student version (minidiff.course)
+    minidiff inpaint --checkpoint runs/digits --image x.png --mask m.png --out y.png
+    minidiff upscale --checkpoint runs/fashion-sr2 --image x.png  # super-resolution
+    minidiff anomaly --checkpoint runs/digits --images DIR --out scores.csv  # + maps
 
 Every subcommand validates all of its arguments before it creates a folder or writes a
 file; bad input exits with status 2 and a one-line message on stderr. Files are written
@@ -26,13 +29,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from minidiff.cli import course, demo, evaluate, sample, toy, train
+from minidiff.cli import anomaly, course, demo, evaluate, inpaint, sample, toy, train, upscale
 from minidiff.cli._common import version, warnings_on_one_line
 
 __all__ = ["build_parser", "main"]
 
 COMMANDS = {"toy": toy, "demo": demo, "train": train, "sample": sample, "evaluate": evaluate,
             "course": course}
+COMMANDS.update(inpaint=inpaint, upscale=upscale, anomaly=anomaly)  # restoration, anomalies
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

@@ -12,6 +12,7 @@
 - `digits`: a digits classifier trained on the real 8x8 digits and the sample-quality
   metrics of a digits model (confident share, class coverage, Fréchet distance in the
   classifier's features next to its train-vs-test floor).
+- `image_quality`: PSNR and SSIM (Wang et al. 2004; Gaussian 11 x 11 window, sigma 1.5).
 """
 
 from minidiff.evaluation.digits import (
@@ -24,6 +25,7 @@ from minidiff.evaluation.digits import (
     quantise_digits,
 )
 from minidiff.evaluation.frechet import frechet_distance, gaussian_statistics, psd_sqrt
+from minidiff.evaluation.image_quality import gaussian_window, psnr, ssim
 from minidiff.evaluation.inception import FIDInception
 from minidiff.evaluation.inception_weights import load_inception
 from minidiff.evaluation.likelihood import (
@@ -62,4 +64,7 @@ __all__ = [
     "ode_bits_per_dim",
     "ode_log_likelihood",
     "vlb_bits_per_dim",
+    "gaussian_window",
+    "psnr",
+    "ssim",
 ]

@@ -48,6 +48,8 @@ def training_data(
 
     - ``digits``: the "train" split of `minidiff.data.load_digits`, padded to
       ``p.data.pad_to``;
+    - ``fashion-mnist``: the "train" split of `minidiff.data.fashion_mnist.load_fashion_mnist` (the
+      Debian package ``dataset-fashion-mnist``), padded to ``p.data.pad_to``;
     - ``cifar10``: `minidiff.data.load_cifar10` from ``root`` (default ``./data``;
       ``download`` fetches it) through `minidiff.data.image_loader`, with
       ``p.data.random_flip``;
@@ -77,6 +79,13 @@ def training_data(
     if dataset == "digits":
         x0 = data.load_digits("train", pad_to=p.data.pad_to, labels=labelled)  # (N, 1, S, S)
         x0, y = x0 if labelled else (x0, None)  # y: (N,) in 0..9
+    elif dataset == "fashion-mnist":
+        from minidiff.data.fashion_mnist import load_fashion_mnist
+
+        x0 = load_fashion_mnist("train", labels=labelled)  # (N, 1, 28, 28) in [-1, 1]
+        x0, y = x0 if labelled else (x0, None)
+        if p.data.pad_to is not None:
+            x0 = data.pad_images(x0, p.data.pad_to)
     elif dataset == "cifar10":
         images, labels = data.load_cifar10(
             Path("data") if root is None else Path(root), download=download
@@ -93,8 +102,8 @@ def training_data(
                              f"dim=2, got {p.model_kind!r} for shape {p.sample_shape}")  # fmt: skip
         return x0 if device is None else x0.to(device)
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'cifar10' or "
-                         f"one of {DATASETS}")  # fmt: skip
+        raise ValueError(f"unknown dataset {dataset!r}; expected 'digits', 'fashion-mnist', "
+                         f"'cifar10' or one of {DATASETS}")  # fmt: skip
     _check_image_shape(p, tuple(x0.shape[1:]))
     tensors = (x0,) if y is None else (x0, y)
     if p.data.random_flip:
