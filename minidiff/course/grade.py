@@ -30,9 +30,11 @@ __all__ = [
     "ExerciseResult",
     "available_tests",
     "expected_failures",
+    "failing_tests",
     "format_table",
     "grade",
     "gradescope_results",
+    "run_pytest",
     "run_tests",
 ]
 
@@ -59,12 +61,9 @@ class ExerciseResult:
 
 
 def expected_failures(removed: Sequence[Exercise]) -> set[str]:
-    """The graded tests that fail when the solutions of ``removed`` are taken out: their
-    own tests and the tests of other exercises that call a removed function
-    (`Exercise.requires`)."""
-    names = {e.name for e in removed}
-    own = {test for e in removed for test in e.tests}
-    return own | {test for e in EXERCISES for name, test in e.requires if name in names}
+    """The tests that fail when the solutions of ``removed`` are taken out: their graded
+    tests and their dependent tests (`Exercise.dependent`)."""
+    return {test for e in removed for test in (*e.tests, *e.dependent)}
 
 
 def _node_of(case: ET.Element) -> str:
@@ -82,26 +81,39 @@ def _one_line(case: ET.Element) -> str:
     return ""
 
 
-def run_tests(root: Path, tests: Sequence[str], timeout: float | None = None) -> dict[str, str]:
-    """Run ``tests`` (node ids) in ``root`` with ``root`` first on the path; returns each
-    node id's first failure line, "" when all its cases passed. A test that did not run
-    counts as failed."""
+def run_pytest(root: Path, args: Sequence[str], timeout: float | None = None) -> dict[str, str]:
+    """Run pytest with ``args`` in ``root``, ``root`` first on the path, on one thread and in
+    file order; returns every test that ran (node id without parameters) with its first
+    failure line: "" when all its cases passed, "skipped" when skipped."""
     report = root / ".grade-report.xml"
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1",
            "HYPOTHESIS_PROFILE": "grade"}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               f"--junitxml={report}", "-o", "junit_family=xunit1", *tests]
+               "-p", "no:xdist", f"--junitxml={report}", "-o", "junit_family=xunit1", *args]
+    report.unlink(missing_ok=True)
     subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-    outcome = {test: "did not run" for test in tests}
+    seen: dict[str, str] = {}
     if report.is_file():
-        seen: dict[str, str] = {}
         for case in ET.parse(report).getroot().iter("testcase"):
             node, failure = _node_of(case), _one_line(case)
             if case.find("skipped") is not None:
                 failure = failure or "skipped"
             seen[node] = seen.get(node) or failure
-        outcome.update({test: seen[test] for test in tests if test in seen})
-    return outcome
+    return seen
+
+
+def failing_tests(root: Path, args: Sequence[str], timeout: float | None = None) -> set[str]:
+    """The tests (node ids without parameters) that fail or error when pytest runs ``args``
+    in ``root`` (`run_pytest`); skipped tests do not count."""
+    return {test for test, failure in run_pytest(root, args, timeout).items()
+            if failure and failure != "skipped"}
+
+
+def run_tests(root: Path, tests: Sequence[str], timeout: float | None = None) -> dict[str, str]:
+    """Run ``tests`` (node ids) in ``root`` (`run_pytest`); returns each node id's first
+    failure line, "" when all its cases passed. A test that did not run counts as failed."""
+    seen = run_pytest(root, tests, timeout)
+    return {test: seen.get(test, "did not run") for test in tests}
 
 
 def available_tests(source_root: Path, tests: Sequence[str]) -> list[str]:

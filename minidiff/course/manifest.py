@@ -8,16 +8,36 @@ naming the exercise, what to implement and the equation; the grader
 (`minidiff.course.grade`) runs the exercise's tests against a student's package.
 
 ``visible`` tests ship with the student version; ``hidden`` tests are left out of it and run
-only when grading. Tests are pytest node ids relative to the repository root. ``requires``
-pairs another exercise with a graded test of this one that calls its function too (found
-by removing each exercise alone): removing that exercise makes the test fail as well.
+only when grading; their names live in `minidiff.course.hidden_tests`, which the student
+version ships without the removed exercises' entries. Tests are pytest node ids relative
+to the repository root.
+
+``dependent`` tests of an exercise are the other tests of the default suite that fail when
+its solution alone is removed (they call its function, directly or through other code):
+found by `minidiff.course.dependents` and stored in `minidiff.course.dependent_tests`.
+They are worth 0 points: each fails only because another function is missing, and the
+exercise's own graded tests already measure that function, so counting them would charge
+the student twice for one gap and make one exercise's grade depend on another's. They say
+which tests a student version is expected to fail: exactly the graded and dependent tests
+of the exercises it removes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["EXERCISES", "Exercise", "exercise", "exercises_of_layer", "resolve_exercises"]
+from minidiff.course.dependent_tests import DEPENDENT_TESTS
+from minidiff.course.hidden_tests import HIDDEN_TESTS
+
+__all__ = [
+    "EXERCISES",
+    "Exercise",
+    "exercise",
+    "exercises_of_layer",
+    "resolve_exercises",
+    "write_table",
+]
 
 
 @dataclass(frozen=True)
@@ -35,8 +55,6 @@ class Exercise:
         visible: test node ids shipped with the student version.
         hidden: test node ids kept by the instructor.
         tutorial: the notebook (under ``tutorials/``) that teaches it.
-        requires: (exercise, test) pairs: this exercise's graded test that also calls the
-            other exercise's function.
     """
 
     name: str
@@ -49,12 +67,17 @@ class Exercise:
     visible: tuple[str, ...]
     hidden: tuple[str, ...]
     tutorial: str
-    requires: tuple[tuple[str, str], ...] = ()
 
     @property
     def tests(self) -> tuple[str, ...]:
         """Every graded test, visible first."""
         return self.visible + self.hidden
+
+    @property
+    def dependent(self) -> tuple[str, ...]:
+        """The tests, not graded for this exercise, that fail when it alone is removed
+        (0 points)."""
+        return DEPENDENT_TESTS.get(self.name, ())
 
     @property
     def message(self) -> str:
@@ -87,7 +110,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "return the n-step transition matrix P^n", "Chapman-Kolmogorov, P^(m+n) = P^m P^n",
         2,
         (_FINITE + "test_n_step_kernel_equals_repeated_multiplication",),
-        (_FINITE + "test_n_step_kernel_satisfies_chapman_kolmogorov",),
+        HIDDEN_TESTS["n_step_kernel"],
         _T01,
     ),
     Exercise(
@@ -95,10 +118,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "solve pi = pi P with sum(pi) = 1 on the closed class, zero elsewhere",
         "the stationary equation pi P = pi (Norris 1997, sec. 1.7)", 3,
         (_FINITE + "test_stationary_law_is_invariant_and_sums_to_one",),
-        (
-            _FINITE + "test_stationary_law_puts_no_mass_on_transient_states",
-            _FINITE + "test_stationary_law_of_a_weighted_random_walk_is_proportional_to_row_sums",
-        ),
+        HIDDEN_TESTS["stationary_law"],
         _T01,
     ),
     Exercise(
@@ -106,7 +126,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "return x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps",
         "Ho et al. (2020), eq. 4", 2,
         (_FORWARD + "test_q_sample_is_reparameterised_marginal",),
-        (_FORWARD + "test_batched_t_equals_per_sample_results",),
+        HIDDEN_TESTS["q_sample"],
         _T01,
     ),
     Exercise(
@@ -114,10 +134,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "return the mean, variance and clipped log variance of q(x_{t-1} | x_t, x_0)",
         "Ho et al. (2020), eqs. 6-7", 3,
         (_POSTERIOR + "test_posterior_satisfies_bayes_rule",),
-        (
-            _POSTERIOR + "test_posterior_at_t1_is_point_mass_at_x0",
-            _POSTERIOR + "test_posterior_averaged_over_xt_gives_marginal",
-        ),
+        HIDDEN_TESTS["posterior"],
         _T01,
     ),
     Exercise(
@@ -125,7 +142,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "return the mean and variance of q_sigma(x_{t_prev} | x_t, x_0)",
         "Song, Meng & Ermon (2021), eq. 7", 3,
         (_DDIM + "test_ddim_keeps_the_marginals",),
-        (_DDIM + "test_ddim_mean_is_the_coefficients_applied_to_x0_and_eps",),
+        HIDDEN_TESTS["ddim_step"],
         _T05,
     ),
     Exercise(
@@ -133,7 +150,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "back-propagate dL/d(out) through the layers into every weight and bias",
         "the chain rule for z = h W + b, h = act(z)", 3,
         (_MLP + "test_backward_matches_central_differences_for_every_parameter",),
-        (_MLP + "test_backward_input_gradient_matches_central_differences",),
+        HIDDEN_TESTS["mlp_backward"],
         _T02,
     ),
     Exercise(
@@ -141,10 +158,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "update the moments and the parameters with bias-corrected steps",
         "Kingma & Ba (2015), Algorithm 1", 3,
         (_OPTIM + "test_adam_first_step_worked_example",),
-        (
-            _OPTIM + "test_adam_matches_hand_computation_on_a_quadratic",
-            _OPTIM + "test_adam_first_step_is_lr_times_sign_of_gradient",
-        ),
+        HIDDEN_TESTS["adam"],
         _T02,
     ),
     Exercise(
@@ -152,36 +166,23 @@ EXERCISES: tuple[Exercise, ...] = (
         "compute L_simple on one minibatch and its gradients",
         "Ho et al. (2020), eq. 14 and Algorithm 1", 3,
         (_TRAIN + "test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_differences",),
-        (_TRAIN + "test_training_is_deterministic_given_the_seed",),
+        HIDDEN_TESTS["training_step"],
         _T02,
-        requires=tuple(
-            (name, _TRAIN + test)
-            for name, tests in (
-                ("q_sample", ("test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_"
-                              "differences", "test_training_is_deterministic_given_the_seed")),
-                ("mlp_backward", ("test_ddpm_loss_is_l_simple_and_its_gradient_matches_finite_"
-                                  "differences", "test_training_is_deterministic_given_the_seed")),
-                ("adam", ("test_training_is_deterministic_given_the_seed",)),
-            )
-            for test in tests
-        ),
     ),
     Exercise(
         "ancestral_loop", 3, "minidiff/diffusion/samplers.py", "sample_ancestral",
         "loop t = T..1: x_{t-1} = mean + sqrt(var) z, with no noise at t = 1",
         "Ho et al. (2020), Algorithm 2", 3,
         (_SAMPLERS + "test_ancestral_with_the_exact_denoiser_reproduces_the_mixture",),
-        (_SAMPLERS + "test_ancestral_matches_the_numpy_sampler",),
+        HIDDEN_TESTS["ancestral_loop"],
         _T04,
-        # the NumPy sampler it is compared with uses the posterior
-        requires=(("posterior", _SAMPLERS + "test_ancestral_matches_the_numpy_sampler"),),
     ),
     Exercise(
         "resblock", 3, "minidiff/nn/blocks.py", "ResBlock.forward",
         "norm, SiLU, conv, add the time projection, norm, SiLU, dropout, conv, add the shortcut",
         "Ho et al. (2020), appendix B", 2,
         (_BLOCKS + "test_resblock_adds_a_per_channel_time_shift_after_conv1",),
-        (_BLOCKS + "test_resblock_shapes_and_skip_projection",),
+        HIDDEN_TESTS["resblock"],
         _T04,
     ),
     Exercise(
@@ -189,14 +190,14 @@ EXERCISES: tuple[Exercise, ...] = (
         "x + proj(softmax(q k^T / sqrt(C)) v) over the H x W positions",
         "Ho et al. (2020), appendix B; Vaswani et al. (2017), eq. 1", 2,
         (_BLOCKS + "test_attention_matches_scaled_dot_product_attention",),
-        (_BLOCKS + "test_attention_is_equivariant_to_spatial_permutations",),
+        HIDDEN_TESTS["attention"],
         _T04,
     ),
     Exercise(
         "guided_output", 5, "minidiff/applications/guidance.py", "guided_output",
         "return out_null + s (out_y - out_null)", "Ho & Salimans (2022), eq. 6", 2,
         (_GUIDANCE + "test_scale_one_is_the_conditional_and_zero_the_unconditional_prediction",),
-        (_GUIDANCE + "test_guidance_is_the_same_in_every_parameterization",),
+        HIDDEN_TESTS["guided_output"],
         _T09,
     ),
     Exercise(
@@ -204,7 +205,7 @@ EXERCISES: tuple[Exercise, ...] = (
         "q(x_{t-1} = j | x_t = k, x_0 = i) by Bayes from Q_t and the cumulative kernels",
         "Austin et al. (2021), eq. 3", 3,
         (_D3PM + "test_posterior_rows_sum_to_one",),
-        (_D3PM + "test_posterior_matches_path_enumeration",),
+        HIDDEN_TESTS["d3pm_posterior"],
         _T12,
     ),
 )
@@ -253,3 +254,15 @@ def resolve_exercises(names: str | None = None, layer: int | None = None) -> tup
     if not listed:
         raise ValueError(f"exercises must name at least one exercise, got {names!r}")
     return tuple(exercise(name) for name in dict.fromkeys(listed))
+
+
+def write_table(path: str | Path, name: str, table: dict[str, tuple[str, ...]], doc: str
+                ) -> None:
+    """Write ``table`` (exercise -> test node ids) as a Python module defining ``name``,
+    as `minidiff.course.hidden_tests` and `minidiff.course.dependent_tests` are."""
+    lines = [f'"""{doc}"""', "", f"{name}: dict[str, tuple[str, ...]] = {{"]
+    for exercise_name, tests in table.items():
+        lines.append(f"    {exercise_name!r}: (")
+        lines += [f"        {test!r}," for test in tests]
+        lines.append("    ),")
+    Path(path).write_text("\n".join([*lines, "}", ""]).replace("'", '"'))

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from minidiff.course.manifest import EXERCISES, Exercise
+from minidiff.course.manifest import EXERCISES, Exercise, write_table
 from minidiff.course.markers import (
     clear_notebook_source,
     find_regions,
@@ -33,6 +33,7 @@ from minidiff.course.markers import (
 __all__ = ["COPIED", "instructions", "strip_tests", "student_notebook", "write_student_version"]
 
 COPIED = ("minidiff", "tests", "tutorials", "pyproject.toml", "README.md", "LICENSE")
+COURSE_TESTS = "tests/course"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
 
 
@@ -106,28 +107,49 @@ that your instructor runs.
     python -m pytest -q -p no:randomly \\
 {tests}
 
+Other tests that call these functions fail too until they are written: the dependent
+tests of each exercise (`exercise("<name>").dependent` in `minidiff.course.manifest`).
+They carry no points; every other test passes from the start.
+
 Then `python -m minidiff course grade --student .` shows a table of your points (it needs
 the instructor's copy to run the hidden tests as well; here it runs the visible ones).
 """
 
 
-def _write_tree(source_root: Path, out: Path, chosen: Sequence[Exercise]) -> None:
+def _write_student_manifest(out: Path, chosen: Sequence[Exercise]) -> None:
+    """The tables of hidden and dependent tests without the removed hidden tests, so that
+    the student version names none of them."""
+    removed = {test for e in chosen for test in e.hidden}
+    hidden = {e.name: () if e in chosen else e.hidden for e in EXERCISES}
+    dependent = {e.name: tuple(t for t in e.dependent if t not in removed) for e in EXERCISES}
+    write_table(out / "minidiff/course/hidden_tests.py", "HIDDEN_TESTS", hidden,
+                "The hidden tests of each exercise (none for the exercises of this assignment).")
+    write_table(out / "minidiff/course/dependent_tests.py", "DEPENDENT_TESTS", dependent,
+                "The dependent tests of each exercise (see `minidiff.course.dependents`).")
+
+
+def _write_tree(source_root: Path, out: Path, chosen: Sequence[Exercise], hidden_tests: bool
+                ) -> None:
     for name in COPIED:
         path = source_root / name
         if path.is_dir():
             shutil.copytree(path, out / name, ignore=_IGNORED)
+            if name == "tests":  # the course's own tests check the instructor's markers
+                shutil.rmtree(out / COURSE_TESTS, ignore_errors=True)
         elif path.is_file():
             shutil.copy2(path, out / name)
     for module in {e.file for e in EXERCISES}:
         target = out / module
         target.write_text(student_module(target.read_text(), module, chosen))
     hidden: dict[str, list[str]] = {}
-    for test in (t for e in chosen for t in e.hidden):
+    for test in (t for e in chosen if not hidden_tests for t in e.hidden):
         file, name = test.split("::")
         hidden.setdefault(file, []).append(name)
     for file, names in hidden.items():
         target = out / file
         target.write_text(strip_tests(target.read_text(), names))
+    if not hidden_tests:
+        _write_student_manifest(out, chosen)
     for path in sorted((out / "tutorials").glob("*.ipynb")):
         notebook = student_notebook(json.loads(path.read_text()))
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
@@ -135,7 +157,8 @@ def _write_tree(source_root: Path, out: Path, chosen: Sequence[Exercise]) -> Non
 
 
 def write_student_version(
-    out: str | Path, exercises: Sequence[Exercise] = EXERCISES, source_root: str | Path = "."
+    out: str | Path, exercises: Sequence[Exercise] = EXERCISES, source_root: str | Path = ".",
+    hidden_tests: bool = False,
 ) -> Path:
     """Write the student version of ``source_root`` to the new folder ``out``.
 
@@ -145,6 +168,7 @@ def write_student_version(
         out: the folder to create; it must not exist, or be empty.
         exercises: the exercises to remove (default: all of them).
         source_root: a checkout holding ``minidiff/``, ``tests/`` and ``tutorials/``.
+        hidden_tests: keep the hidden tests (for the instructor's checks of the course).
 
     Returns:
         the folder written.
@@ -164,7 +188,7 @@ def write_student_version(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write_tree(source_root, partial, exercises)
+        _write_tree(source_root, partial, exercises, hidden_tests)
         if out.exists():
             out.rmdir()
         partial.replace(out)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from minidiff.course.dependent_tests import DEPENDENT_TESTS
+from minidiff.course.hidden_tests import HIDDEN_TESTS
 from minidiff.course.manifest import (
     EXERCISES,
     exercise,
@@ -46,12 +48,16 @@ def test_graded_tests_and_tutorial_exist(ex):
     assert (ROOT / "tutorials" / ex.tutorial).is_file()
 
 
-def test_names_are_unique_and_requirements_known():
+def test_names_are_unique_and_the_tables_of_tests_name_known_exercises_and_tests():
     names = [e.name for e in EXERCISES]
     assert len(names) == len(set(names)) >= 10
+    assert set(HIDDEN_TESTS) == set(names) and set(DEPENDENT_TESTS) <= set(names)
     for e in EXERCISES:
-        for name, test in e.requires:
-            assert name in set(names) - {e.name} and test in e.tests
+        assert not set(e.dependent) & set(e.tests), e.name
+        for test in e.dependent:
+            file, name = test.split("::")
+            assert not file.startswith("tests/course/"), test
+            assert function_span((ROOT / file).read_text(), name) is not None, test
         assert e.points > 0 and e.task and e.equation
         assert e.message.startswith(f"{e.name}: ")
 

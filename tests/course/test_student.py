@@ -48,6 +48,26 @@ def test_hidden_tests_of_the_chosen_exercises_are_left_out(student):
             assert present == (test in ex.visible or ex not in CHOSEN), test
 
 
+def test_the_student_version_names_no_removed_hidden_test(student):
+    """The hidden tests of the chosen exercises are in no file of the student version (the
+    manifest's tables included); the course's own tests, which read the markers, are left
+    out too."""
+    hidden = [test for ex in CHOSEN for test in ex.hidden]
+    for path in student.rglob("*"):
+        if path.is_file() and path.suffix in (".py", ".md", ".ipynb", ".toml", ".txt"):
+            text, where = path.read_text(), path.relative_to(student).as_posix()
+            for test in hidden:
+                file, name = test.split("::")
+                # by node id anywhere; by name in its own module (others may reuse it)
+                assert test not in text and not (where == file and name in text), (where, test)
+    assert not (student / "tests" / "course").exists()
+    code = ("from minidiff.course.manifest import exercise\n"
+            "print(exercise('q_sample').hidden, exercise('adam').hidden == ())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=student, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(student)}, check=True).stdout
+    assert out.split() == ["()", "False"]
+
+
 def test_notebooks_are_cleared_and_instructions_list_the_exercises(student):
     for path in (student / "tutorials").glob("*.ipynb"):
         notebook = json.loads(path.read_text())
