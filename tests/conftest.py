@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from tests.requirements import missing
+
 settings.register_profile(
     "ci",
     max_examples=60,
@@ -47,8 +49,9 @@ np.seterr(over="raise", invalid="raise")  # hidden overflow / NaN in float64 mat
 @pytest.fixture
 def unwritable_folder(tmp_path):
     """An empty folder that this process cannot create files in: mode 0o555, or for
-    root (whom permissions do not stop) the immutable attribute; skipped where neither
-    is possible."""
+    root (whom permissions do not stop) the immutable attribute (`chattr`, e2fsprogs);
+    where neither is possible the test says so (`tests.requirements.missing`: a failure
+    under CI)."""
     folder = tmp_path / "locked"
     folder.mkdir()
     if os.geteuid() != 0:
@@ -59,7 +62,7 @@ def unwritable_folder(tmp_path):
     if shutil.which("chattr") is None or subprocess.run(
         ["chattr", "+i", str(folder)], capture_output=True
     ).returncode:
-        pytest.skip("cannot make a folder unwritable for root here")
+        missing("cannot make a folder unwritable for root here: chattr +i failed or is absent")
     try:
         yield folder
     finally:
