@@ -225,7 +225,7 @@ def test_cifar10_trains_from_a_data_root_and_missing_data_exits_2(tmp_path, caps
 def test_train_builds_the_network_and_the_schedule_once(tmp_path, monkeypatch):
     """One `minidiff train` builds its U-Net and its noise schedule once each: the checks
     before anything is written, the run and its sample grids share them."""
-    import minidiff.configs
+    import minidiff.kinds
 
     counts = {"network": 0, "schedule": 0}
 
@@ -236,10 +236,10 @@ def test_train_builds_the_network_and_the_schedule_once(tmp_path, monkeypatch):
 
         return wrapper
 
-    unet = minidiff.configs.UNet
+    unet = minidiff.kinds.UNet
     monkeypatch.setattr(unet, "__init__", counting("network", unet.__init__))
-    schedule = minidiff.configs.make_schedule
-    monkeypatch.setattr(minidiff.configs, "make_schedule", counting("schedule", schedule))
+    schedule = minidiff.kinds.make_schedule
+    monkeypatch.setattr(minidiff.kinds, "make_schedule", counting("schedule", schedule))
     argv = [*TRAIN, "--set", "steps=2", "--out", str(tmp_path / "run"), "--device", "cpu",
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0

@@ -26,6 +26,7 @@ LAYER = {
     "evaluation": 4,
     "applications": 5,
     "sections": 6,
+    "kinds": 6,  # the kinds of network and process a preset holds
     "configs": 6,
     "runs": 6,
     "course": 6,  # course mode: student versions, grading, the bug museum

@@ -390,13 +390,13 @@ def test_a_changed_schedule_default_is_refused_when_loading_or_resuming(finished
     """Every checkpoint stores beta_0..beta_T; if the preset's schedule now builds other
     betas (a changed default, simulated by another beta_T), load_run and a resumed run
     refuse with a RunError naming the checkpoint and the first differing step."""
-    import minidiff.configs
+    import minidiff.kinds
     from minidiff.process import linear_schedule
 
     p, out, _ = finished
     config = read_checkpoint_config(find_latest_checkpoint(out / "checkpoints"))
     assert config["beta"] == [float(b) for b in load_run(out).diffusion.schedule.beta]
-    monkeypatch.setattr(minidiff.configs, "make_schedule",
+    monkeypatch.setattr(minidiff.kinds, "make_schedule",
                         lambda name, T: linear_schedule(T, beta_end=0.021))  # fmt: skip
     with pytest.raises(RunError, match="step_000004 was trained with other betas.*t = 2"):
         load_run(out, device="cpu")
