@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEMORY_FORMATS", "MemoryFormat", "PRECISIONS", "Precision", "TRAJECTORY_KEYS",
-    "TrainConfig", "is_resumable", "resolve_autocast", "resolve_memory_format", "resumable",
-    "warmup_lr",
+    "TrainConfig", "in_memory_format", "is_resumable", "resolve_autocast",
+    "resolve_memory_format", "resumable", "warmup_lr",
 ]  # fmt: skip
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -128,6 +128,22 @@ def resolve_memory_format(memory_format: str, device_type: str) -> str:
         return memory_format
     else:
         raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
+
+
+def in_memory_format(
+    x0: torch.Tensor, draws: dict[str, torch.Tensor], channels_last: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Images x_0 (B, C, H, W) and the draws of their shape (eps) in the run's memory
+    format (`resolve_memory_format`; `minidiff.data.image_loader` yields NHWC strides);
+    other data as it is."""
+    import torch
+
+    if x0.dim() != 4:
+        return x0, draws
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x0 = x0.contiguous(memory_format=layout)
+    return x0, {k: v.contiguous(memory_format=layout) if v.shape == x0.shape else v
+                for k, v in draws.items()}  # fmt: skip
 
 
 def resolve_autocast(precision: str, device: torch.device) -> bool:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "setup_distributed", "cleanup_distributed", "shard"]
+__all__ = [
+    "DistributedContext", "setup_distributed", "cleanup_distributed", "shard", "shard_step",
+]  # fmt: skip
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -117,3 +119,17 @@ def shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
         )
     size = batch.shape[0] // world_size
     return batch[rank * size : (rank + 1) * size]
+
+
+def shard_step(
+    x0: torch.Tensor, draws: dict[str, torch.Tensor], y: torch.Tensor | None,
+    rank: int, world_size: int,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+    """Rank ``rank``'s share of one training step's global batch: x_0, the process's draws
+    (t, eps, ...) and the conditions ``y`` (or None), each by `shard`; as they are for a
+    single process."""
+    if world_size == 1:
+        return x0, draws, y
+    draws = {k: shard(v, rank, world_size) for k, v in draws.items()}
+    y = None if y is None else shard(y, rank, world_size)
+    return shard(x0, rank, world_size), draws, y

@@ -6,11 +6,8 @@ warmed up linearly over the first ``warmup_steps`` steps and then held constant,
 gradient clipped to a global norm of 1, and an EMA of the weights (decay 0.9999) updated
 after each step; samples and evaluations use the EMA weights (Ho et al. 2020, Appendix B).
 
-The same loop trains any process that names its random draws: a diffusion with a
-``training_draws(x0, generator)`` method (the discrete ones of `minidiff.discrete`: times
-and mask or corruption uniforms) has them drawn for the global batch, and its
-``training_losses(model, x0, y=..., num_bins=..., **draws)`` gives the loss; the Gaussian
-diffusion's draws are t and eps (`minidiff.training.objectives.training_draws`).
+The same loop trains any process that names its random draws, drawn for the global batch
+(`minidiff.training.objectives.training_draws`: t and eps for the Gaussian diffusion).
 
 Reproducibility: every random draw comes from a generator seeded from ``config.seed``:
 ``generator`` draws t and eps; the data order is `minidiff.training.data_order.DataOrder`'s
@@ -43,12 +40,13 @@ from minidiff.training.checkpoint_files import check_disk_full
 from minidiff.training.conditioning import drop_for_guidance, null_condition_of
 from minidiff.training.config import (
     TrainConfig,
+    in_memory_format,
     resolve_autocast,
     resolve_memory_format,
     warmup_lr,
 )
 from minidiff.training.data_order import DataOrder
-from minidiff.training.distributed import current_rank_and_world, shard
+from minidiff.training.distributed import current_rank_and_world, shard_step
 from minidiff.training.ema import EMA
 from minidiff.training.metrics import (
     METRIC_KEYS,
@@ -218,7 +216,8 @@ class Trainer:
         # as one process, whatever the world size
         draws = training_draws(self.diffusion, x0, self.generator)
         images = x0.shape[0]
-        x0, draws, y = self._this_rank(x0, draws, y)
+        x0, draws, y = shard_step(x0, draws, y, self.rank, self.world_size)  # this rank's
+        x0, draws = in_memory_format(x0, draws, self.channels_last)
         # 5. a gradient step on the loss at x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t)
         # eps: || eps - eps_theta(x_t, t) ||^2 for L_simple (eq. 14), the bound for the others
         lr = self.lr_at(self.step)
@@ -229,19 +228,6 @@ class Trainer:
         else:
             self._interval.add(images, loss, grad_norm)
         return {"loss": loss, "grad_norm": grad_norm, "lr": lr, "skipped": skipped}
-
-    def _this_rank(self, x0, draws, y):
-        """This rank's shard of the global batch and its draws, in the run's memory format."""
-        if self.world_size > 1:
-            x0 = shard(x0, self.rank, self.world_size)
-            draws = {k: shard(v, self.rank, self.world_size) for k, v in draws.items()}
-            y = None if y is None else shard(y, self.rank, self.world_size)
-        if x0.dim() == 4:  # images in the run's format (image_loader yields NHWC strides)
-            layout = torch.channels_last if self.channels_last else torch.contiguous_format
-            x0 = x0.contiguous(memory_format=layout)
-            draws = {k: v.contiguous(memory_format=layout) if v.shape == x0.shape else v
-                     for k, v in draws.items()}  # fmt: skip
-        return x0, draws, y
 
     def _loss_and_gradient(self, x0, draws, y, lr: float) -> tuple[float, float]:
         """The mean loss of the global batch and the gradient's norm before clipping; the
