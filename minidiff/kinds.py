@@ -121,11 +121,14 @@ class ModelKind:
     """One kind of network a preset's model section may hold (an entry of `MODEL_KINDS`)."""
 
     config: type  # the section's frozen dataclass
-    # (config, learned variance, generator) -> the network
-    build: Callable[[Any, bool, torch.Generator | None], nn.Module]
+    build: Callable[[Any, torch.Generator | None], nn.Module]  # (config, generator) -> net
     sample_shape: Callable[[Any], tuple[int, ...]]  # config -> the shape of one example
     data: DataKind = "continuous"  # what it denoises: "continuous" values or "tokens"
     flops: Callable[[nn.Module], int] | None = None  # forward FLOPs per example, if counted
+    # (output field, data width field): a learned variance doubles the output to twice the
+    # data's width (`build_model`); None: no variance output, a learned variance is refused
+    output: tuple[str, str] | None = None
+    images: bool = False  # (C, H, W) images in [-1, 1]: `IMAGE_MODELS`
 
 
 @dataclass(frozen=True)
@@ -135,23 +138,6 @@ class DiffusionKind:
     config: type  # the section's frozen dataclass
     build: Callable[[Any], Any]  # the preset -> the process the Trainer and samplers take
     data: DataKind = "continuous"  # the data it corrupts, matched with the model kind's
-
-
-def _learned_output(config, learned: bool, field: str, width: int):
-    """``config`` with its output ``field`` doubled to 2 ``width`` for a learned variance."""
-    return replace(config, **{field: 2 * width}) if learned else config
-
-
-def _fixed_variance(build: Callable[[Any], nn.Module]):
-    """A builder for networks without a variance output: a learned variance is refused."""
-
-    def builder(config, learned: bool, generator: torch.Generator | None) -> nn.Module:
-        if learned:
-            raise ValueError(f"{type(config).__name__} has no variance output: use "
-                             "diffusion.variance fixed_small or fixed_large")  # fmt: skip
-        return build(config)
-
-    return builder
 
 
 def _counted_flops(example: Callable[[Any], tuple[torch.Tensor, ...]]):
@@ -179,26 +165,22 @@ def _one(c) -> tuple[torch.Tensor, ...]:
 # fmt: off
 MODEL_KINDS: dict[str, ModelKind] = {
     "unet": ModelKind(
-        UNetConfig,
-        lambda c, learned, g: UNet.from_config(
-            _learned_output(c, learned, "out_channels", c.in_channels)),
-        lambda c: (c.in_channels, c.image_size, c.image_size), flops=unet_forward_flops),
+        UNetConfig, lambda c, g: UNet.from_config(c),
+        lambda c: (c.in_channels, c.image_size, c.image_size), flops=unet_forward_flops,
+        output=("out_channels", "in_channels"), images=True),
     "mlp": ModelKind(
-        ToyMLPConfig,
-        lambda c, learned, g: ToyMLP.from_config(
-            _learned_output(c, learned, "out_dim", c.dim), generator=g),
-        lambda c: (c.dim,), flops=mlp_forward_flops),
+        ToyMLPConfig, lambda c, g: ToyMLP.from_config(c, generator=g), lambda c: (c.dim,),
+        flops=mlp_forward_flops, output=("out_dim", "dim")),
     # a U-Net with a caption encoder and cross-attention (`minidiff.applications.text`);
     # its FLOPs are its U-Net's (the caption encoder's are < 1% of them here)
     "caption-unet": ModelKind(
-        CaptionUNetConfig,
-        lambda c, learned, g: TextConditionedUNet.from_config(
-            _learned_output(c, learned, "out_channels", c.in_channels)),
+        CaptionUNetConfig, lambda c, g: TextConditionedUNet.from_config(c),
         lambda c: (c.in_channels, c.image_size, c.image_size),
-        flops=lambda m: unet_forward_flops(m.unet)),
-    "sequence": ModelKind(SequenceDenoiserConfig, _fixed_variance(build_sequence_denoiser),
+        flops=lambda m: unet_forward_flops(m.unet), output=("out_channels", "in_channels"),
+        images=True),
+    "sequence": ModelKind(SequenceDenoiserConfig, lambda c, g: build_sequence_denoiser(c),
                           lambda c: (c.length,), data="tokens", flops=_counted_flops(_one)),
-    "diffwave": ModelKind(DiffWaveConfig, _fixed_variance(DiffWave), lambda c: (1, c.length),
+    "diffwave": ModelKind(DiffWaveConfig, lambda c, g: DiffWave(c), lambda c: (1, c.length),
                           flops=_counted_flops(_one)),
 }
 DIFFUSION_KINDS: dict[str, DiffusionKind] = {
@@ -213,9 +195,9 @@ MODELS: tuple[str, ...] = tuple(MODEL_KINDS)
 DIFFUSIONS: tuple[str, ...] = tuple(DIFFUSION_KINDS)
 MODEL_CONFIGS = {kind: entry.config for kind, entry in MODEL_KINDS.items()}
 DIFFUSION_CONFIGS = {kind: entry.config for kind, entry in DIFFUSION_KINDS.items()}
-# settings a U-Net's or MLP's output width takes from the variance (`build_model`)
-OUTPUT_FIELDS = {"unet": "out_channels", "caption-unet": "out_channels", "mlp": "out_dim"}
-IMAGE_MODELS = ("unet", "caption-unet")  # model kinds of (C, H, W) images in [-1, 1]
+# settings a network's output width takes from the variance (`build_model`)
+OUTPUT_FIELDS = {kind: e.output[0] for kind, e in MODEL_KINDS.items() if e.output is not None}
+IMAGE_MODELS = tuple(kind for kind, e in MODEL_KINDS.items() if e.images)
 
 
 def kind_of(section: str, value: Any, configs: dict[str, type]) -> str:
@@ -233,8 +215,14 @@ def build_model(p: Preset, generator: torch.Generator | None = None) -> nn.Modul
     a learned variance a U-Net's or MLP's output has twice the data's channels: the
     prediction, then the interpolation weight of the log variance (Nichol & Dhariwal 2021,
     sec. 3.1). Build it under ``with torch.device("meta"):`` to count without allocating."""
-    learned = getattr(p.diffusion, "variance", None) == "learned_range"
-    return MODEL_KINDS[p.model_kind].build(p.model, learned, generator)
+    kind, config = MODEL_KINDS[p.model_kind], p.model
+    if getattr(p.diffusion, "variance", None) == "learned_range":
+        if kind.output is None:
+            raise ValueError(f"{type(config).__name__} has no variance output: use "
+                             "diffusion.variance fixed_small or fixed_large")  # fmt: skip
+        out, width = kind.output
+        config = replace(config, **{out: 2 * getattr(config, width)})
+    return kind.build(config, generator)
 
 
 def build_diffusion(p: Preset) -> Any:
